@@ -1,0 +1,34 @@
+# Proctor: `make run` serves the app, `make test` runs the suite. Both install what they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+HOST ?= 127.0.0.1
+# On machines without internet, ../shared/tools/offline-env.sh keeps Ray and ultralytics offline.
+OFFLINE_ENV := ../shared/tools/offline-env.sh
+WITH_ENV := if [ -f $(OFFLINE_ENV) ]; then source $(OFFLINE_ENV); fi;
+
+.PHONY: install run test bench-latency clean
+
+install: $(VENV)/.installed models/yolov8n.pt
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+models/yolov8n.pt:
+	$(WITH_ENV) $(PY) scripts/fetch_weights.py $@
+
+run: install
+	$(WITH_ENV) exec $(PY) scripts/run_service.py --host $(HOST) --port $(PORT)
+
+test: install
+	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Median latency of /analyze-frame on a running service (make run in another shell first).
+bench-latency: install
+	$(WITH_ENV) $(PY) bench/frame_latency.py --url http://$(HOST):$(PORT)
+
+clean:
+	rm -rf $(VENV) data

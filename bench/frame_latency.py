@@ -1,0 +1,83 @@
+"""Latency of /analyze-frame through a running service: N sequential frames of one session.
+
+    make run                       # in one shell
+    make bench-latency             # in another (or: python bench/frame_latency.py --url ...)
+
+Prints median/p95 client-side latency and the service's own per-stage split, plus the resident
+memory of the Ray processes on this machine (the serving app) when psutil can see them.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_frame() -> Path:
+    fixtures = os.environ.get("PROCTOR_TEST_FIXTURES", str(ROOT.parent / "shared" / "fixtures"))
+    return Path(fixtures) / "images" / "webcam_single_face_center.jpg"
+
+
+def ray_memory_mib() -> dict[str, float]:
+    """RSS of every process whose command line says it belongs to Ray (workers, raylet, gcs...)."""
+    import psutil
+
+    by_kind: dict[str, float] = {}
+    for proc in psutil.process_iter(["cmdline", "memory_info", "name"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "ray" not in cmd or "frame_latency" in cmd:
+            continue
+        # Ray workers retitle themselves "ray::ServeReplica:proctor:Ingress" and the like.
+        kind = cmd.split()[0] if cmd.startswith("ray::") else (proc.info["name"] or "?")
+        by_kind[kind] = by_kind.get(kind, 0.0) + proc.info["memory_info"].rss / 2**20
+    return {k: round(v, 1) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--frames", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--image", type=Path, default=None)
+    opts = parser.parse_args()
+
+    frame = base64.b64encode((opts.image or default_frame()).read_bytes()).decode()
+    with httpx.Client(base_url=opts.url, timeout=60) as client:
+        session_id = client.post("/start-session", json={"candidate_id": "bench"}).raise_for_status().json()["session_id"]
+        for _ in range(opts.warmup):
+            client.post("/analyze-frame", json={"session_id": session_id, "frame": frame}).raise_for_status()
+        latencies, stages = [], []
+        for _ in range(opts.frames):
+            started = time.perf_counter()
+            body = client.post("/analyze-frame", json={"session_id": session_id, "frame": frame}).raise_for_status().json()
+            latencies.append((time.perf_counter() - started) * 1000)
+            stages.append(body["latency_ms"])
+        client.post("/end-session", json={"session_id": session_id}).raise_for_status()
+
+    def med(key):
+        return round(statistics.median(s[key] for s in stages), 1)
+
+    report = {
+        "frames": opts.frames,
+        "client_ms": {
+            "median": round(statistics.median(latencies), 1),
+            "p95": round(sorted(latencies)[int(0.95 * (len(latencies) - 1))], 1),
+            "min": round(min(latencies), 1),
+        },
+        "service_median_ms": {k: med(k) for k in stages[0]},
+        "ray_process_rss_mib": ray_memory_mib(),
+    }
+    report["ray_process_rss_mib_total"] = round(sum(report["ray_process_rss_mib"].values()), 1)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Put YOLO weights at the path given (default models/yolov8n.pt), once.
+
+On a connected machine ultralytics downloads the official yolov8n.pt. On an offline machine with
+the project's shared test assets ($PROCTOR_TEST_MODELS), the real COCO YOLOv8n weights there are
+linked instead, so `make run` works without a download.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+SHARED_EQUIVALENT = "yolov8n_coco_dequant.pt"
+
+
+def main(target: str = "models/yolov8n.pt") -> int:
+    dest = Path(target)
+    if dest.is_file():
+        return 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shared = os.environ.get("PROCTOR_TEST_MODELS")
+    if shared and (Path(shared) / SHARED_EQUIVALENT).is_file():
+        if dest.is_symlink():
+            dest.unlink()
+        dest.symlink_to((Path(shared) / SHARED_EQUIVALENT).resolve())
+        print(f"linked {dest} -> {dest.resolve()} (offline machine: shared YOLOv8n COCO weights)")
+        return 0
+    if os.environ.get("YOLO_OFFLINE") == "1":
+        print(f"error: {dest} is missing and this machine is offline; copy yolov8n.pt there", file=sys.stderr)
+        return 1
+    from ultralytics.utils.downloads import attempt_download_asset
+
+    attempt_download_asset(str(dest))  # fetches the release asset named like dest into dest
+    print(f"downloaded {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))

@@ -1,0 +1,97 @@
+"""Shared test fixtures: paths to the real photos and weights, and a running Serve app."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shared_dir(env: str, fallback: str) -> Path | None:
+    value = os.environ.get(env)
+    path = Path(value) if value else ROOT.parent / "shared" / fallback
+    return path if path.is_dir() else None
+
+
+FIXTURES = _shared_dir("PROCTOR_TEST_FIXTURES", "fixtures")
+MODELS = _shared_dir("PROCTOR_TEST_MODELS", "models")
+
+needs_fixtures = pytest.mark.skipif(
+    FIXTURES is None, reason="needs ../shared/fixtures (real photos); set PROCTOR_TEST_FIXTURES"
+)
+needs_models = pytest.mark.skipif(
+    MODELS is None or not (MODELS / "yolov8n_coco_dequant.pt").is_file(),
+    reason="needs ../shared/models/yolov8n_coco_dequant.pt; set PROCTOR_TEST_MODELS",
+)
+
+
+@pytest.fixture(scope="session")
+def labels() -> dict:
+    return json.loads((FIXTURES / "labels.json").read_text())
+
+
+def image_bytes(name: str) -> bytes:
+    return (FIXTURES / "images" / name).read_bytes()
+
+
+def frame_b64(name: str) -> str:
+    return base64.b64encode(image_bytes(name)).decode()
+
+
+def shared_weights_path() -> str:
+    return str(MODELS / "yolov8n_coco_dequant.pt")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def serve_app():
+    """The real app (config/serve.yaml, test weights) on a Ray cluster of its own; stopped after."""
+    if FIXTURES is None or MODELS is None:
+        pytest.skip("the end-to-end app needs ../shared (fixtures and weights)")
+    import httpx
+    import ray
+    from ray import serve
+
+    from graph import build_app_with_options, load_args, load_deployment_options
+
+    tmp = Path(tempfile.mkdtemp(prefix="proctor-test-"))
+    args = load_args()
+    args["detector"]["weights"] = shared_weights_path()
+    args["ingress"]["store_path"] = str(tmp / "sessions.sqlite3")
+    port = _free_port()
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp / "ray"), namespace="serve",
+             log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build_app_with_options(args, load_deployment_options()), name="proctor", route_prefix="/")
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("the app did not become healthy within 120 s")
+        yield {"url": url, "args": args, "tmp": tmp}
+    finally:
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+            shutil.rmtree(tmp, ignore_errors=True)

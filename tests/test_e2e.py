@@ -1,0 +1,115 @@
+"""The whole service over HTTP: real Ray Serve, real MediaPipe and YOLO, real frames."""
+from __future__ import annotations
+
+import base64
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import frame_b64, image_bytes, needs_fixtures, needs_models
+
+pytestmark = [needs_fixtures, needs_models]
+
+
+@pytest.fixture(scope="module")
+def client(serve_app):
+    with httpx.Client(base_url=serve_app["url"], timeout=60) as c:
+        yield c
+
+
+def start(client) -> str:
+    r = client.post("/start-session", json={"candidate_id": "12345"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["message"] == "Session started" and isinstance(body["timestamp"], float)
+    return str(uuid.UUID(body["session_id"]))
+
+
+def test_health_and_docs(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/start-session", "/analyze-frame", "/end-session", "/health"} <= set(paths)
+
+
+def test_whole_session_multiple_faces_raises_risk_and_gives_verdict(client):
+    session_id = start(client)
+    one_face = frame_b64("webcam_single_face_center.jpg")
+    two_faces = frame_b64("two_faces_obama_biden.jpg")
+
+    t = 1000.0
+    for _ in range(3):
+        r = client.post("/analyze-frame", json={"session_id": session_id, "frame": one_face, "timestamp": t})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["faces"] == 1 and body["gaze"] == "center" and body["risk_score"] == 0
+        assert body["cheating"] is False and body["events"] == []
+        assert body["head_pose"] is not None and "total" in body["latency_ms"]
+        t += 0.5
+
+    scores, opened_at = [], None
+    for i in range(8):
+        r = client.post("/analyze-frame", json={"session_id": session_id, "frame": two_faces, "timestamp": t})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["faces"] == 2
+        assert sum(o["label"] == "person" for o in body["objects"]) >= 2
+        scores.append(body["risk_score"])
+        if "MULTIPLE_FACES" in body["events_opened"]:
+            opened_at = i
+        t += 0.5
+    assert opened_at is not None and opened_at <= 3, "MULTIPLE_FACES should open after ~1 s of two faces"
+    assert any(e["type"] == "MULTIPLE_FACES" for e in body["events"])
+    assert scores[-1] > scores[0] and scores[-1] > 0
+
+    r = client.post("/end-session", json={"session_id": session_id})
+    assert r.status_code == 200, r.text
+    summary = r.json()
+    assert summary["session_id"] == session_id
+    assert summary["verdict"] in ("SUSPICIOUS", "CHEATING")
+    assert summary["total_violations"] >= 1
+    assert "MULTIPLE_FACES" in summary["violations_by_type"]
+    assert summary["final_risk_score"] >= 0 and summary["duration_seconds"] >= 0
+    assert summary["peak_risk_score"] >= max(scores)
+
+    # the session is over: frames and a second end are refused, with the reason
+    r = client.post("/analyze-frame", json={"session_id": session_id, "frame": one_face})
+    assert r.status_code == 409 and "ended" in r.json()["detail"]
+    assert client.post("/end-session", json={"session_id": session_id}).status_code == 409
+
+
+def test_png_and_data_url_frames_are_accepted(client):
+    session_id = start(client)
+    png = base64.b64encode(image_bytes("single_face_astronaut.png")).decode()
+    r = client.post("/analyze-frame", json={"session_id": session_id, "frame": "data:image/png;base64," + png})
+    assert r.status_code == 200, r.text
+    assert r.json()["faces"] == 1
+    summary = client.post("/end-session", json={"session_id": session_id}).json()
+    assert summary["verdict"] == "CLEAN"
+
+
+def test_bad_input_gets_4xx_with_a_message(client):
+    session_id = start(client)
+    good = frame_b64("webcam_single_face_center.jpg")
+    cases = [
+        ({"session_id": session_id, "frame": "%%% not base64 %%%"}, 400, "base64"),
+        ({"session_id": session_id, "frame": base64.b64encode(b"just some text").decode()}, 422, "not an image"),
+        ({"session_id": session_id, "frame": base64.b64encode(image_bytes("webcam_single_face_center.jpg")[:400]).decode()}, 422, ""),
+        ({"session_id": str(uuid.uuid4()), "frame": good}, 404, "unknown session"),
+        ({"session_id": "not-a-uuid", "frame": good}, 422, "UUID"),
+        ({"session_id": session_id}, 422, "frame"),
+        ({"frame": good}, 422, "session_id"),
+    ]
+    for payload, status, words in cases:
+        r = client.post("/analyze-frame", json=payload)
+        assert r.status_code == status, (payload.keys(), r.status_code, r.text)
+        assert words in r.text, r.text
+    assert client.post("/start-session", json={}).status_code == 422
+    assert client.post("/end-session", json={"session_id": str(uuid.uuid4())}).status_code == 404
+    assert client.post("/analyze-frame", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+
+    # none of that touched the session: it still scores frames and ends normally
+    r = client.post("/analyze-frame", json={"session_id": session_id, "frame": good})
+    assert r.status_code == 200 and r.json()["faces"] == 1
+    assert client.post("/end-session", json={"session_id": session_id}).json()["total_violations"] == 0

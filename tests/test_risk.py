@@ -1,0 +1,173 @@
+"""Risk rules with explicit timestamps: persistence, hysteresis, decay, attention, verdict."""
+from __future__ import annotations
+
+import pytest
+
+from risk.clock import FrameClock
+from risk.config import RiskConfig
+from risk.engine import RiskEngine
+from risk.events import EventTracker
+from risk.config import EventRule
+from risk.observation import Observation
+from risk.score import advance_score, verdict
+
+
+def obs(t, faces=1, gaze="center", yaw=0.0, pitch=0.0, objects=None, persons=None, second=0.9):
+    return Observation(t=t, faces=faces, gaze=gaze, yaw=yaw, pitch=pitch,
+                       second_face_confidence=second if faces >= 2 else 0.0,
+                       persons=persons or ([0.9] if faces else []), objects=objects or {})
+
+
+def feed(engine, frames):
+    return [engine.observe(o) for o in frames]
+
+
+def test_event_opens_only_after_persistence_and_closes_when_clear():
+    tracker = EventTracker("LOOKING_AWAY", EventRule(open_after_s=2.0, min_frames=2, close_after_s=0.5, rate=1))
+    assert tracker.step(0.0, 1.0) == (None, None)
+    assert tracker.step(1.0, 1.0) == (None, None)  # held 1 s < 2 s
+    opened, _ = tracker.step(2.0, 1.0)
+    assert opened is not None and opened.start == 0.0 and opened.frame_count == 3
+    assert tracker.step(2.2, None) == (None, None)  # clear for 0 s: still open (hysteresis)
+    _, closed = tracker.step(2.8, None)
+    assert closed is opened and closed.end == 2.2 and closed.duration() == pytest.approx(2.2)
+
+
+def test_one_stray_frame_never_opens_an_event():
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    frames = [obs(t * 0.5) for t in range(10)]
+    frames[4] = obs(2.0, faces=2)  # one frame with a second face
+    frames[6] = obs(3.0, objects={"cell phone": 0.9})  # one frame with a phone
+    results = feed(engine, frames)
+    assert all(not r["opened"] for r in results)
+    assert engine.events == []
+    assert results[-1]["risk_score"] == 0
+
+
+def test_flicker_is_not_persistence():
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    # gaze alternates away/center every 0.5 s: never 2 s continuous
+    frames = [obs(t * 0.5, gaze="left" if t % 2 else "center") for t in range(20)]
+    feed(engine, frames)
+    assert [e.type for e in engine.events] == []
+
+
+def test_multiple_faces_opens_after_one_second_and_score_rises():
+    cfg = RiskConfig()
+    engine = RiskEngine(cfg, started_at=0.0)
+    feed(engine, [obs(0.0), obs(0.5)])
+    r1 = engine.observe(obs(1.0, faces=2))
+    assert r1["opened"] == []
+    r2 = engine.observe(obs(1.5, faces=2))
+    assert r2["opened"] == []  # held 0.5 s
+    r3 = engine.observe(obs(2.0, faces=2))
+    assert r3["opened"] == ["MULTIPLE_FACES"]
+    assert r3["risk_score"] == cfg.rules["MULTIPLE_FACES"].open_points
+    r4 = engine.observe(obs(3.0, faces=2))
+    # one more second open: + rate (EXTRA_PERSON does not fire: persons list has one entry)
+    assert r4["risk_score"] == pytest.approx(r3["risk_score"] + cfg.rules["MULTIPLE_FACES"].rate, abs=1)
+    assert [e["type"] for e in r4["open_events"]] == ["MULTIPLE_FACES"]
+
+
+def test_score_decays_two_points_per_second_when_clear():
+    cfg = RiskConfig()
+    engine = RiskEngine(cfg, started_at=0.0)
+    engine.score = 50.0
+    feed(engine, [obs(0.0), obs(1.0), obs(2.0), obs(5.0)])
+    assert engine.score == pytest.approx(50 - 2 * 5)
+
+
+def test_score_is_clamped_to_0_100():
+    cfg = RiskConfig()
+    assert advance_score(99.0, 10.0, [10.0], 100, cfg) == 100.0
+    assert advance_score(1.0, 10.0, [], 100, cfg) == 0.0
+
+
+def test_attention_penalty_when_candidate_is_absent_but_not_yet_an_event():
+    cfg = RiskConfig()
+    engine = RiskEngine(cfg, started_at=0.0)
+    feed(engine, [obs(0.0)] + [obs(0.5 * i, gaze="left") for i in range(1, 4)])  # 1.5 s away: no event yet
+    assert engine.events == []
+    # attention fell under the floor, so the score went up although no event is open
+    assert engine.attention.value(1.5) < cfg.attention_floor
+    assert engine.score > 0
+
+
+def test_face_missing_needs_three_seconds():
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    results = feed(engine, [obs(t * 0.5, faces=0) for t in range(7)])  # 0 .. 3.0 s
+    assert [r["opened"] for r in results].index(["FACE_MISSING"]) == 6
+
+
+def test_head_turned_is_not_also_looking_away():
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    feed(engine, [obs(t * 0.5, gaze="left", yaw=-50.0) for t in range(8)])
+    assert [e.type for e in engine.events] == ["HEAD_TURNED"]
+
+
+def test_phone_needs_two_frames():
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    r = feed(engine, [obs(0.0, objects={"cell phone": 0.5}), obs(0.5, objects={"cell phone": 0.7})])
+    assert r[0]["opened"] == [] and r[1]["opened"] == ["PHONE_DETECTED"]
+    assert engine.events[0].peak_confidence == 0.7
+
+
+def test_late_frames_never_move_time_backwards():
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    engine.score = 20.0
+    feed(engine, [obs(0.0), obs(2.0), obs(1.0), obs(2.0)])
+    assert engine.late_frames == 1
+    assert engine.score == pytest.approx(16.0)  # decayed over 2 s, not 3 or 4
+
+
+def test_verdict_uses_peak_not_final_score():
+    cfg = RiskConfig()
+    engine = RiskEngine(cfg, started_at=0.0)
+    # 10 s with a phone, then 60 s clean: the score decays to 0, the verdict must not be CLEAN
+    frames = [obs(t, objects={"cell phone": 0.8}) for t in range(0, 10)]
+    frames += [obs(t) for t in range(10, 70)]
+    feed(engine, frames)
+    summary = engine.finish(70.0)
+    assert summary["final_risk_score"] == 0
+    assert summary["peak_risk_score"] >= cfg.cheating_peak
+    assert summary["verdict"] == "CHEATING"
+    phone = summary["violations_by_type"]["PHONE_DETECTED"]
+    assert phone["count"] == 1 and phone["total_seconds"] == pytest.approx(9.0, abs=1.1)
+
+
+def test_clean_session_is_clean():
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    feed(engine, [obs(t * 0.5) for t in range(40)])
+    summary = engine.finish(20.0)
+    assert summary["verdict"] == "CLEAN" and summary["total_violations"] == 0
+    assert summary["duration_seconds"] == 20.0
+
+
+def test_verdict_thresholds():
+    cfg = RiskConfig()
+    assert verdict(cfg.suspicious_peak - 1, cfg) == "CLEAN"
+    assert verdict(cfg.suspicious_peak, cfg) == "SUSPICIOUS"
+    assert verdict(cfg.cheating_peak, cfg) == "CHEATING"
+
+
+def test_cheating_flag_follows_threshold():
+    cfg = RiskConfig(cheating_threshold=20)
+    engine = RiskEngine(cfg, started_at=0.0)
+    results = feed(engine, [obs(t * 0.5, faces=2) for t in range(6)])
+    assert results[-1]["risk_score"] >= 20 and results[-1]["cheating"] is True
+    assert results[0]["cheating"] is False
+
+
+def test_frame_clock_keeps_client_spacing():
+    clock = FrameClock()
+    assert clock.frame_time(None, 100.0) == 100.0
+    assert clock.frame_time(0.0, 100.5) == 100.5  # first timestamp anchors to arrival
+    assert clock.frame_time(2.0, 100.6) == 102.5  # later ones keep the client's spacing
+
+
+def test_partial_rules_override_only_named_types():
+    cfg = RiskConfig(rules={"PHONE_DETECTED": {"open_after_s": 1.0, "rate": 1}})
+    assert cfg.rules["PHONE_DETECTED"].open_after_s == 1.0
+    assert cfg.rules["MULTIPLE_FACES"].open_after_s == 1.0 and cfg.rules["FACE_MISSING"].open_after_s == 3.0
+    with pytest.raises(ValueError):
+        RiskConfig(rules={"NOT_A_TYPE": {"open_after_s": 1.0, "rate": 1}})
