@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 OFFLINE_ENV := ../shared/tools/offline-env.sh
 WITH_ENV := if [ -f $(OFFLINE_ENV) ]; then source $(OFFLINE_ENV); fi;
 
-.PHONY: install run test bench-latency clean
+.PHONY: install run test eval bench-latency clean
 
 install: $(VENV)/.installed models/yolov8n.pt
 
@@ -25,6 +25,10 @@ run: install
 
 test: install
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Accuracy table on the labelled fixtures -> docs/ACCURACY.md
+eval: install
+	$(WITH_ENV) $(PY) bench/eval_vision.py
 
 # Median latency of /analyze-frame on a running service (make run in another shell first).
 bench-latency: install

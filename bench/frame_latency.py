@@ -1,5 +1,8 @@
 """Latency of /analyze-frame through a running service: N sequential frames of one session.
 
+Frames are consecutive frames of the webcam clip `videos/webcam_gaze_center.mp4` (480x848 JPEGs), so
+no two are identical (the same bytes twice would be a frozen camera).
+
     make run                       # in one shell
     make bench-latency             # in another (or: python bench/frame_latency.py --url ...)
 
@@ -21,9 +24,23 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def default_frame() -> Path:
-    fixtures = os.environ.get("PROCTOR_TEST_FIXTURES", str(ROOT.parent / "shared" / "fixtures"))
-    return Path(fixtures) / "images" / "webcam_single_face_center.jpg"
+def clip_frames(count: int, clip: Path | None) -> list[str]:
+    import cv2
+
+    fixtures = Path(os.environ.get("PROCTOR_TEST_FIXTURES", str(ROOT.parent / "shared" / "fixtures")))
+    capture = cv2.VideoCapture(str(clip or fixtures / "videos" / "webcam_gaze_center.mp4"))
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            if not frames:
+                raise SystemExit("could not read the clip")
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            continue
+        frames.append(base64.b64encode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1]).decode())
+    capture.release()
+    return frames
 
 
 def ray_memory_mib() -> dict[str, float]:
@@ -46,16 +63,16 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--image", type=Path, default=None)
+    parser.add_argument("--clip", type=Path, default=None, help="an mp4 (default: the fixtures' webcam clip)")
     opts = parser.parse_args()
 
-    frame = base64.b64encode((opts.image or default_frame()).read_bytes()).decode()
+    frames = clip_frames(opts.warmup + opts.frames, opts.clip)
     with httpx.Client(base_url=opts.url, timeout=60) as client:
         session_id = client.post("/start-session", json={"candidate_id": "bench"}).raise_for_status().json()["session_id"]
-        for _ in range(opts.warmup):
+        for frame in frames[: opts.warmup]:
             client.post("/analyze-frame", json={"session_id": session_id, "frame": frame}).raise_for_status()
         latencies, stages = [], []
-        for _ in range(opts.frames):
+        for frame in frames[opts.warmup:]:
             started = time.perf_counter()
             body = client.post("/analyze-frame", json={"session_id": session_id, "frame": frame}).raise_for_status().json()
             latencies.append((time.perf_counter() - started) * 1000)

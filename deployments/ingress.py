@@ -65,14 +65,16 @@ class AnalyzeFrameResponse(BaseModel):
     cheating: bool
     risk_score: int
     attention: int
-    gaze: str
-    faces: int
+    gaze: str = Field(description="center|left|right|up|down|unknown, image coordinates")
+    faces: int = Field(description="faces the detector found (see frame_quality before reading 0 as absence)")
+    presence: str = Field(description="present|absent|unknown: unknown when the frame cannot be judged")
     objects: list[DetectedObject]
     events: list[dict[str, Any]] = Field(description="events open after this frame")
     events_opened: list[str]
     events_closed: list[str]
     head_pose: dict[str, float] | None
-    expression: dict[str, Any] | None
+    expression: dict[str, Any] | None = Field(description="label, eye/mouth openness, talking")
+    frame_quality: dict[str, Any] = Field(description="usable, issues (too_dark, too_blurred, covered, frozen)")
     gaze_ratio: dict[str, float] | None
     frame_time: float
     latency_ms: dict[str, float]
@@ -171,19 +173,25 @@ class Ingress:
             self._raise_if_ended(session_id)
             raise HTTPException(503, f"session {session_id} state is unavailable") from None
         done = time.perf_counter()
+        usable = risk["frame_quality"]["usable"]
+        expression = face.get("expression")
+        if expression is not None:
+            expression = {**expression, "talking": risk["talking"]}
         return AnalyzeFrameResponse(
             session_id=session_id,
             cheating=risk["cheating"],
             risk_score=risk["risk_score"],
             attention=risk["attention"],
-            gaze=face["gaze"],
+            gaze=face["gaze"] if usable else "unknown",
             faces=face["faces"],
+            presence=("present" if face["faces"] else "absent") if usable else "unknown",
             objects=objects["objects"],
             events=risk["open_events"],
             events_opened=risk["opened"],
             events_closed=risk["closed"],
             head_pose=face.get("head_pose"),
-            expression=face.get("expression"),
+            expression=expression,
+            frame_quality=risk["frame_quality"],
             gaze_ratio=face.get("gaze_ratio"),
             frame_time=risk["frame_time"],
             latency_ms={

@@ -11,7 +11,9 @@ import ray
 from risk.clock import FrameClock
 from risk.config import RiskConfig
 from risk.engine import RiskEngine
-from risk.observation import Observation
+from risk.filters import TalkingDetector
+from risk.observation import Observation, frame_usable
+from vision.quality import frozen
 
 NAMESPACE = "proctor"
 
@@ -25,13 +27,30 @@ class RiskSession:
     def __init__(self, session_id: str, candidate_id: str, risk_config: dict[str, Any], started_at: float):
         self.session_id = session_id
         self.candidate_id = candidate_id
+        cfg = RiskConfig(**risk_config)
         self.clock = FrameClock()
-        self.engine = RiskEngine(RiskConfig(**risk_config), started_at)
+        self.engine = RiskEngine(cfg, started_at)
+        self.talking = TalkingDetector(cfg.talking_window_s, cfg.talking_mouth_range, cfg.talking_min_frames)
+        self.last_digest: str | None = None
 
     def observe(self, face: dict[str, Any], objects: list[dict[str, Any]],
                 client_timestamp: float | None, arrival: float) -> dict[str, Any]:
         t = self.clock.frame_time(client_timestamp, arrival)
-        result = self.engine.observe(Observation.from_results(t, face, objects))
+        quality = face.get("quality") or {}
+        issues = list(quality.get("issues", []))
+        digest = quality.get("digest")
+        if frozen(self.last_digest, digest):
+            issues.append("frozen")
+        self.last_digest = digest
+        usable = frame_usable(face.get("faces", 0), issues)
+        result = self.engine.observe(Observation.from_results(t, face, objects, usable))
+        expression = face.get("expression") or {}
+        result["talking"] = self.talking.add(t, expression.get("mouth_openness") if usable else None)
+        result["frame_quality"] = {
+            "usable": usable,
+            "issues": issues,
+            **{k: quality[k] for k in ("brightness", "contrast", "sharpness") if k in quality},
+        }
         result["frame_time"] = t
         return result
 

@@ -49,6 +49,9 @@ class RiskConfig(BaseModel):
     head_pitch_limit_deg: float = Field(25, ge=0)  # |pitch| beyond this is HEAD_TURNED
     extra_person_min: int = Field(2, ge=2)  # YOLO persons at or above this open EXTRA_PERSON
     device_labels: list[str] = Field(default_factory=lambda: ["tv", "laptop", "remote"])
+    talking_window_s: float = Field(2.0, gt=0)  # talking = mouth movement within this window ...
+    talking_mouth_range: float = Field(0.15, ge=0)  # ... swinging the mouth opening by this much ...
+    talking_min_frames: int = Field(3, ge=2)  # ... over at least this many frames
     max_gap_s: float = Field(5.0, gt=0)  # a longer gap between frames counts only this much time
     rules: dict[str, EventRule] = Field(default_factory=_default_rules)
 

@@ -19,6 +19,7 @@ class RiskEngine:
         self.peak_score = 0.0
         self.frames = 0
         self.late_frames = 0
+        self.unusable_frames = 0
         self.trackers = {kind: EventTracker(kind, cfg.rules[kind]) for kind in EVENT_TYPES}
         self.events: list[Event] = []
         self.attention = AttentionWindow(cfg.attention_window_s, cfg.max_gap_s)
@@ -37,7 +38,9 @@ class RiskEngine:
         self.score = advance_score(self.score, dt, open_rates, attention_before, self.cfg)
 
         opened, closed = [], []
-        for kind, confidence in conditions(obs, self.cfg).items():
+        # An unusable frame holds every event as it is: it neither proves nor disproves anything.
+        judged = conditions(obs, self.cfg).items() if obs.usable else ()
+        for kind, confidence in judged:
             new, ended = self.trackers[kind].step(t, confidence)
             if new is not None:
                 opened.append(new)
@@ -46,7 +49,10 @@ class RiskEngine:
             if ended is not None:
                 closed.append(ended)
 
-        self.attention.add(t, attentive(obs, self.cfg))
+        if obs.usable:
+            self.attention.add(t, attentive(obs, self.cfg))
+        else:
+            self.unusable_frames += 1
         self.last_t = t
         self.frames += 1
         self.peak_score = max(self.peak_score, self.score)
@@ -70,6 +76,7 @@ class RiskEngine:
             "attention": int(round(self.attention.value(now))),
             "frames": self.frames,
             "late_frames": self.late_frames,
+            "unusable_frames": self.unusable_frames,
             "events": [e.to_dict(now) for e in self.events],
         }
 

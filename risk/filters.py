@@ -37,3 +37,27 @@ class AttentionWindow:
         if total <= 0:  # only one frame so far
             return 100.0 if samples[-1][1] else 0.0
         return 100.0 * attentive / total
+
+
+class TalkingDetector:
+    """Talking is mouth movement over a few frames, not one open mouth: the inner-lip opening must
+    swing by at least `min_range` within the last `window_s` seconds, over at least `min_frames`."""
+
+    def __init__(self, window_s: float, min_range: float, min_frames: int):
+        self.window_s = window_s
+        self.min_range = min_range
+        self.min_frames = min_frames
+        self._samples: deque[tuple[float, float]] = deque()
+
+    def add(self, t: float, mouth_openness: float | None) -> bool:
+        if mouth_openness is not None:
+            self._samples.append((t, mouth_openness))
+        while self._samples and self._samples[0][0] < t - self.window_s:
+            self._samples.popleft()
+        return self.talking()
+
+    def talking(self) -> bool:
+        if len(self._samples) < self.min_frames:
+            return False
+        values = [v for _, v in self._samples]
+        return max(values) - min(values) >= self.min_range

@@ -19,9 +19,11 @@ class Observation:
     second_face_confidence: float = 0.0
     persons: list[float] = field(default_factory=list)  # confidences, best first
     objects: dict[str, float] = field(default_factory=dict)  # label -> best confidence
+    usable: bool = True  # False: too dark/covered/frozen to judge; says nothing about presence
 
     @classmethod
-    def from_results(cls, t: float, face: dict[str, Any], objects: list[dict[str, Any]]) -> "Observation":
+    def from_results(cls, t: float, face: dict[str, Any], objects: list[dict[str, Any]],
+                     usable: bool = True) -> "Observation":
         best: dict[str, float] = {}
         persons = []
         for det in objects:
@@ -39,6 +41,7 @@ class Observation:
             second_face_confidence=face_confs[1] if len(face_confs) > 1 else 0.0,
             persons=sorted(persons, reverse=True),
             objects=best,
+            usable=usable,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,6 +69,14 @@ def conditions(obs: Observation, cfg: RiskConfig) -> dict[str, float | None]:
         "BOOK_DETECTED": obs.objects.get("book"),
         "DEVICE_DETECTED": max(devices) if devices else None,
     }
+
+
+def frame_usable(faces: int, issues: list[str]) -> bool:
+    """Whether a frame can be judged. A found face outweighs darkness or blur (the low-light webcam
+    still shows the candidate); a covered camera or a frozen picture never can be."""
+    if "covered" in issues or "frozen" in issues:
+        return False
+    return faces > 0 or not issues
 
 
 def attentive(obs: Observation, cfg: RiskConfig) -> bool:

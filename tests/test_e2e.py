@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import frame_b64, image_bytes, needs_fixtures, needs_models
+from tests.conftest import frame_b64, image_bytes, jittered_frame_b64, needs_fixtures, needs_models
 
 pytestmark = [needs_fixtures, needs_models]
 
@@ -36,20 +36,22 @@ def test_health_and_docs(client):
 def test_whole_session_multiple_faces_raises_risk_and_gives_verdict(client):
     session_id = start(client)
     one_face = frame_b64("webcam_single_face_center.jpg")
-    two_faces = frame_b64("two_faces_obama_biden.jpg")
 
     t = 1000.0
-    for _ in range(3):
-        r = client.post("/analyze-frame", json={"session_id": session_id, "frame": one_face, "timestamp": t})
+    for i in range(3):
+        frame = jittered_frame_b64("webcam_single_face_center.jpg", seed=i)
+        r = client.post("/analyze-frame", json={"session_id": session_id, "frame": frame, "timestamp": t})
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["faces"] == 1 and body["gaze"] == "center" and body["risk_score"] == 0
+        assert body["presence"] == "present" and body["frame_quality"]["usable"] is True
         assert body["cheating"] is False and body["events"] == []
         assert body["head_pose"] is not None and "total" in body["latency_ms"]
         t += 0.5
 
     scores, opened_at = [], None
     for i in range(8):
+        two_faces = jittered_frame_b64("two_faces_obama_biden.jpg", seed=100 + i)
         r = client.post("/analyze-frame", json={"session_id": session_id, "frame": two_faces, "timestamp": t})
         assert r.status_code == 200, r.text
         body = r.json()
@@ -87,6 +89,17 @@ def test_png_and_data_url_frames_are_accepted(client):
     assert r.json()["faces"] == 1
     summary = client.post("/end-session", json={"session_id": session_id}).json()
     assert summary["verdict"] == "CLEAN"
+
+
+def test_frozen_camera_is_unknown_not_absent(client):
+    session_id = start(client)
+    frame = frame_b64("webcam_single_face_center.jpg")
+    first = client.post("/analyze-frame", json={"session_id": session_id, "frame": frame}).json()
+    again = client.post("/analyze-frame", json={"session_id": session_id, "frame": frame}).json()
+    assert first["frame_quality"]["usable"] is True and first["presence"] == "present"
+    assert again["frame_quality"]["issues"] == ["frozen"] and again["frame_quality"]["usable"] is False
+    assert again["presence"] == "unknown" and again["gaze"] == "unknown"
+    client.post("/end-session", json={"session_id": session_id})
 
 
 def test_bad_input_gets_4xx_with_a_message(client):

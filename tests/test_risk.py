@@ -171,3 +171,31 @@ def test_partial_rules_override_only_named_types():
     assert cfg.rules["MULTIPLE_FACES"].open_after_s == 1.0 and cfg.rules["FACE_MISSING"].open_after_s == 3.0
     with pytest.raises(ValueError):
         RiskConfig(rules={"NOT_A_TYPE": {"open_after_s": 1.0, "rate": 1}})
+
+
+def test_unusable_frames_hold_events_and_never_count_as_absence():
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    # 10 s of covered camera: no FACE_MISSING, attention untouched
+    frames = [Observation(t=t * 0.5, faces=0, usable=False) for t in range(20)]
+    feed(engine, frames)
+    assert engine.events == [] and engine.unusable_frames == 20
+    # a phone event stays open across an unusable frame instead of closing
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    feed(engine, [obs(0.0, objects={"cell phone": 0.8}), obs(0.5, objects={"cell phone": 0.8})])
+    engine.observe(Observation(t=1.0, faces=0, usable=False))
+    engine.observe(Observation(t=1.5, faces=0, usable=False))
+    assert [e.type for e in engine.open_events()] == ["PHONE_DETECTED"]
+
+
+def test_talking_is_movement_not_one_open_mouth():
+    from risk.filters import TalkingDetector
+
+    cfg = RiskConfig()
+    talk = TalkingDetector(cfg.talking_window_s, cfg.talking_mouth_range, cfg.talking_min_frames)
+    # a mouth held open (yawn, surprise) is not talking
+    assert not any(talk.add(t * 0.25, 0.5) for t in range(8))
+    talk = TalkingDetector(cfg.talking_window_s, cfg.talking_mouth_range, cfg.talking_min_frames)
+    results = [talk.add(t * 0.25, 0.05 if t % 2 else 0.35) for t in range(8)]
+    assert results[0] is False and results[-1] is True
+    # quiet again for longer than the window: no longer talking
+    assert talk.add(2.0 + cfg.talking_window_s + 0.1, 0.02) is False

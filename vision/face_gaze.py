@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from vision.quality import QualityConfig, assess
+
 # Face-mesh landmark indices (MediaPipe canonical topology, refine_landmarks=True adds 468-477).
 # "Image-left eye" is the subject's right eye.
 EYE_IMAGE_LEFT = {"outer": 33, "inner": 133, "upper": 159, "lower": 145, "iris": 468}
@@ -40,6 +42,8 @@ class FaceGazeConfig(BaseModel):
     gaze_vertical_center: float = Field(0.45, ge=0, le=1)
     eyes_closed_ratio: float = Field(0.12, ge=0)
     mouth_open_ratio: float = Field(0.35, ge=0)
+    smile_width_ratio: float = Field(0.62, ge=0)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
 
 
 def _pt(landmarks: np.ndarray, index: int) -> np.ndarray:
@@ -74,6 +78,24 @@ def mouth_openness(landmarks: np.ndarray) -> float:
     width = np.linalg.norm(_pt(landmarks, MOUTH_LEFT)[:2] - _pt(landmarks, MOUTH_RIGHT)[:2])
     gap = np.linalg.norm(_pt(landmarks, LIP_UPPER_INNER)[:2] - _pt(landmarks, LIP_LOWER_INNER)[:2])
     return float(gap / width) if width > 1e-6 else 0.0
+
+
+def smile_width(landmarks: np.ndarray) -> float:
+    """Mouth width over the distance between the outer eye corners: wider when smiling."""
+    eyes = np.linalg.norm(_pt(landmarks, EYE_IMAGE_LEFT["outer"])[:2] - _pt(landmarks, EYE_IMAGE_RIGHT["outer"])[:2])
+    mouth = np.linalg.norm(_pt(landmarks, MOUTH_LEFT)[:2] - _pt(landmarks, MOUTH_RIGHT)[:2])
+    return float(mouth / eyes) if eyes > 1e-6 else 0.0
+
+
+def expression_label(eyes_closed: bool, mouth_open: bool, smiling: bool) -> str:
+    """A coarse label from landmark geometry (a heuristic, not an emotion classifier)."""
+    if eyes_closed:
+        return "eyes_closed"
+    if smiling:
+        return "smiling"
+    if mouth_open:
+        return "mouth_open"
+    return "neutral"
 
 
 def head_pose(landmarks: np.ndarray) -> dict[str, float]:
@@ -142,7 +164,9 @@ class FaceGazeAnalyzer:
                 result = self._mesh.process(rgb)
                 mesh_faces = result.multi_face_landmarks or []
 
+        quality = assess(image_bgr, self.cfg.quality)
         out: dict[str, Any] = {
+            "quality": quality,
             "faces": len(boxes),
             "face_boxes": boxes,
             "gaze": "unknown",
@@ -162,17 +186,23 @@ class FaceGazeAnalyzer:
         vertical = float(np.mean([r[1] for r in ratios]))
         openness = float(np.mean([eye_openness(landmarks, e) for e in (EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT)]))
         mouth = mouth_openness(landmarks)
+        width = smile_width(landmarks)
+        eyes_closed = openness < self.cfg.eyes_closed_ratio
+        mouth_open = mouth > self.cfg.mouth_open_ratio
+        smiling = width > self.cfg.smile_width_ratio and not mouth_open
         out["gaze"] = classify_gaze(horizontal, vertical, self.cfg)
         out["gaze_ratio"] = {"horizontal": round(horizontal, 3), "vertical": round(vertical, 3)}
         out["head_pose"] = head_pose(landmarks)
         out["expression"] = {
+            "label": expression_label(eyes_closed, mouth_open, smiling),
             "eye_openness": round(openness, 3),
             "mouth_openness": round(mouth, 3),
-            "eyes_closed": openness < self.cfg.eyes_closed_ratio,
-            "mouth_open": mouth > self.cfg.mouth_open_ratio,
+            "smile_width": round(width, 3),
+            "eyes_closed": eyes_closed,
+            "mouth_open": mouth_open,
         }
-        if out["expression"]["eyes_closed"]:
-            out["gaze"] = "unknown"  # no iris to read behind closed lids
+        if eyes_closed or "too_blurred" in quality["issues"]:
+            out["gaze"] = "unknown"  # no iris to read behind closed lids or in a smear
         return out
 
     @staticmethod

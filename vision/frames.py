@@ -68,15 +68,15 @@ def parse_frame_payload(frame: str, max_bytes: int) -> bytes:
 
 def inspect_image_header(data: bytes, max_pixels: int) -> ImageHeader:
     """Read format and size from the image header without decoding pixels."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt, (width, height) = img.format, img.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise FrameError("frame is not an image: expected JPEG or PNG bytes", 422) from None
     except Image.DecompressionBombError:
         raise FrameError(f"frame has too many pixels (limit {max_pixels})", 413) from None
+    except Exception:  # noqa: BLE001 - any failure to identify (plugins raise their own) is "not an image"
+        raise FrameError("frame is not an image: expected JPEG or PNG bytes", 422) from None
     if fmt not in SUPPORTED_FORMATS:
         raise FrameError(f"frame format {fmt} is not supported: send JPEG or PNG", 422)
     if width <= 0 or height <= 0:

@@ -1,0 +1,118 @@
+"""`make eval`: accuracy of face, gaze, head pose and object detection on the labelled fixtures.
+
+Prints a table per signal and writes it, with the command, to docs/ACCURACY.md.
+
+    python bench/eval_vision.py [--weights PATH] [--image-size 640] [--stride 4] [--no-write]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from graph import load_args  # noqa: E402
+from vision.detector import DetectorConfig  # noqa: E402
+from vision.evaluation import evaluate  # noqa: E402
+from vision.face_gaze import FaceGazeConfig  # noqa: E402
+
+
+def fmt(share: dict) -> str:
+    if not share["total"]:
+        return "-"
+    return f"{share['hits']}/{share['total']} ({100 * share['rate']:.0f}%)"
+
+
+def render(result: dict, command: str) -> str:
+    m = result["metrics"]
+    lines = [
+        "# Vision accuracy on the development fixtures",
+        "",
+        f"Produced by `{command}` on {platform.machine()} ({os.cpu_count()} cores). Fixtures:",
+        "`$PROCTOR_TEST_FIXTURES/images` (27 labelled photos) and every "
+        f"{result['config']['video_stride']}th frame of the clips in `videos/`; `holdout/` is never used.",
+        f"Detector: `{result['config']['weights']}` at {result['config']['image_size']} px; second look at "
+        f"{result['config']['second_look_image_size']} px. Thresholds: `config/serve.yaml`.",
+        "",
+        "| signal | measure | result |",
+        "|---|---|---|",
+        f"| faces | count within the labelled range | {fmt(m['faces_within_range'])} |",
+        f"| faces | exact count (photos labelled with one number) | {fmt(m['faces_exact'])} |",
+        f"| faces | photos labelled [0, 0] with a face reported (false faces) | {fmt(m['false_faces_on_empty'])} |",
+        f"| faces | within range, glasses | {fmt(m['faces_within_range_glasses'])} |",
+        f"| faces | within range, low light (real and synthetic) | {fmt(m['faces_within_range_low_light'])} |",
+        f"| gaze | direction on labelled photos | {fmt(m['gaze_photos'])} |",
+    ]
+    for title, share in m["video_gaze"].items():
+        kind = "head pose" if "head not turned" in title else "gaze"
+        lines.append(f"| {kind} | {title} | {fmt(share)} |")
+    lines += [
+        f"| head pose | head-turned label right (photos labelled head_turned) | {fmt(m['head_turned_photos'])} |",
+        f"| phone | recall, one pass | {fmt(m['phone_recall_plain'])} |",
+        f"| phone | false positives, one pass | {fmt(m['phone_false_positive_plain'])} |",
+        f"| phone | recall, with second look | {fmt(m['phone_recall_second_look'])} |",
+        f"| phone | false positives, with second look | {fmt(m['phone_false_positive_second_look'])} |",
+        f"| book | recall | {fmt(m['book_recall_plain'])} |",
+        f"| book | false positives | {fmt(m['book_false_positive_plain'])} |",
+        f"| persons | at least the labelled minimum, none on empty scenes | {fmt(m['person_count'])} |",
+        "",
+        "Per-stage cost, median ms per photo on this machine:",
+        "",
+        "| stage | ms |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | {v} |" for k, v in result["stage_ms_median"].items()]
+    lines += ["", "Misses (photo: what was wrong):", ""]
+    for row in result["rows"]:
+        label, face = row["label"], row["face"]
+        problems = []
+        if not label["faces"][0] <= face["faces"] <= label["faces"][1]:
+            problems.append(f"faces {face['faces']} not in {label['faces']}")
+        if "gaze" in label and face["gaze"] != label["gaze"]:
+            problems.append(f"gaze {face['gaze']} != {label['gaze']}")
+        for key, name in (("phone", "cell phone"), ("book", "book")):
+            plain = any(d["label"] == name for d in row["plain"])
+            looked = any(d["label"] == name for d in row["second_look"])
+            if label[key] and not plain:
+                problems.append(f"{key} missed" + (" (found by second look)" if looked else ""))
+            if not label[key] and (plain or looked):
+                problems.append(f"false {key}" + ("" if plain else " (second look only)"))
+        if problems:
+            lines.append(f"- `{row['name']}`: " + "; ".join(problems))
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_weights = Path(os.environ.get("PROCTOR_TEST_MODELS", ROOT.parent / "shared" / "models")) / "yolov8n_coco_dequant.pt"
+    parser.add_argument("--weights", default=str(default_weights))
+    parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--second-look-size", type=int, default=None)
+    parser.add_argument("--stride", type=int, default=4)
+    parser.add_argument("--no-write", action="store_true")
+    opts = parser.parse_args()
+
+    fixtures = Path(os.environ.get("PROCTOR_TEST_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+    args = load_args()
+    detector_cfg = DetectorConfig(**{**args["detector"], "weights": opts.weights})
+    if opts.image_size:
+        detector_cfg.image_size = opts.image_size
+    if opts.second_look_size:
+        detector_cfg.second_look.image_size = opts.second_look_size
+    risk = args.get("risk", {})
+    result = evaluate(fixtures, detector_cfg, FaceGazeConfig(**args["face_gaze"]), opts.stride,
+                      risk.get("head_yaw_limit_deg", 30), risk.get("head_pitch_limit_deg", 25))
+    command = "make eval" if len(sys.argv) == 1 else "python bench/eval_vision.py " + " ".join(sys.argv[1:])
+    text = render(result, command)
+    print(text)
+    if not opts.no_write:
+        (ROOT / "docs").mkdir(exist_ok=True)
+        (ROOT / "docs" / "ACCURACY.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
