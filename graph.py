@@ -69,5 +69,5 @@ def build_app_with_options(args: dict[str, Any], deployment_options: dict[str, d
     face_gaze = FaceGaze.options(**opts.get("FaceGaze", {})).bind(cfg.face_gaze.model_dump())
     object_detector = ObjectDetector.options(**opts.get("ObjectDetector", {})).bind(cfg.detector.model_dump())
     return Ingress.options(**opts.get("Ingress", {})).bind(
-        face_gaze, object_detector, cfg.ingress.model_dump(), cfg.risk.model_dump()
+        face_gaze, object_detector, cfg.ingress.model_dump(), cfg.risk.model_dump(), cfg.face_gaze.model_dump()
     )

@@ -7,24 +7,32 @@ No `from __future__ import annotations` here: FastAPI must resolve the request m
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from typing import Any
 
 import ray
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
-from deployments.risk_session import create_session_actor, find_session_actor
+from deployments.risk_session import find_session_actor, session_actor
+from report.build import build_report
+from report.html import render_report_html
 from risk.config import RiskConfig
 from store.session_store import SessionStore
+from vision.face_gaze import FaceGazeConfig
 from vision.frames import FrameError, inspect_image_header, parse_frame_payload
 
 logger = logging.getLogger("ray.serve")
+
+# A session actor that crashed, or is restarting (ActorUnavailableError is a RayActorError): Ray
+# brings it back, rebuilt from the store.
+ACTOR_FAILURES = (RayActorError,)
 
 
 class IngressConfig(BaseModel):
@@ -35,6 +43,9 @@ class IngressConfig(BaseModel):
     max_frame_pixels: int = Field(4096 * 4096, ge=1)
     model_timeout_s: float = Field(10.0, gt=0)
     session_actor_num_cpus: float = Field(0.0, ge=0)
+    idle_timeout_s: float = Field(300.0, gt=0)
+    reaper_interval_s: float = Field(10.0, gt=0)
+    retention_days: float = Field(30.0, gt=0)
 
 
 # ---- API contract (DESIGN.md); extra fields are additive -------------------------------------
@@ -77,6 +88,9 @@ class AnalyzeFrameResponse(BaseModel):
     frame_quality: dict[str, Any] = Field(description="usable, issues (too_dark, too_blurred, covered, frozen)")
     gaze_ratio: dict[str, float] | None
     frame_time: float
+    calibration: dict[str, Any]
+    late: bool = Field(description="older than a frame already scored: answered, not scored")
+    duplicate: bool = Field(description="the same frame delivered again: answered, not scored twice")
     latency_ms: dict[str, float]
 
 
@@ -90,10 +104,15 @@ class EndSessionResponse(BaseModel):
     verdict: str
     total_violations: int
     duration_seconds: float
+    status: str = Field(description="ended, or abandoned when the session went idle")
     peak_risk_score: int
+    verdict_reasons: list[str]
     frames: int
+    unusable_frames: int
     violations_by_type: dict[str, dict[str, float]]
+    calibration: dict[str, Any]
     events: list[dict[str, Any]]
+    report_url: str
 
 
 app = FastAPI(
@@ -119,14 +138,22 @@ def _check_session_id(session_id: str) -> str:
 @serve.ingress(app)
 class Ingress:
     def __init__(self, face_gaze: DeploymentHandle, object_detector: DeploymentHandle,
-                 config: dict[str, Any], risk_config: dict[str, Any]):
+                 config: dict[str, Any], risk_config: dict[str, Any], face_config: dict[str, Any]):
         self.face_gaze = face_gaze
         self.object_detector = object_detector
         self.cfg = IngressConfig(**config)
         self.risk_config = RiskConfig(**risk_config).model_dump()  # validate once, at deploy time
+        self.face_config = FaceGazeConfig(**face_config).model_dump()
         self.store = SessionStore(self.cfg.store_path)
-        self.sessions: dict[str, Any] = {}  # session_id -> actor handle (a cache; the actor is the truth)
+        self.store_path = str(self.store.path)
+        self.sessions: dict[str, Any] = {}  # session_id -> actor handle (a cache; the store is the truth)
+        self._stop = threading.Event()
+        threading.Thread(target=self._reaper, name="session-reaper", daemon=True).start()
 
+    def __del__(self):
+        self._stop.set()
+
+    # ---- the seed's API -----------------------------------------------------------------------
     @app.get("/health")
     async def health(self) -> dict[str, str]:
         return {"status": "ok"}
@@ -136,10 +163,8 @@ class Ingress:
         session_id = str(uuid.uuid4())
         now = time.time()
         self.store.create(session_id, body.candidate_id, now)
-        actor = create_session_actor(session_id, body.candidate_id, self.risk_config, now,
-                                     self.cfg.session_actor_num_cpus)
+        actor = self._actor_for(session_id)
         await actor.state.remote()  # the actor is up before the client sends frames
-        self.sessions[session_id] = actor
         logger.info("session %s started for candidate %s", session_id, body.candidate_id)
         return StartSessionResponse(session_id=session_id, message="Session started", timestamp=now)
 
@@ -148,7 +173,7 @@ class Ingress:
         arrival = time.time()
         started = time.perf_counter()
         session_id = _check_session_id(body.session_id)
-        actor = self._session_actor(session_id)
+        actor = self._open_session_actor(session_id)
         image_bytes = parse_frame_payload(body.frame, self.cfg.max_frame_bytes)
         inspect_image_header(image_bytes, self.cfg.max_frame_pixels)
         validated = time.perf_counter()
@@ -166,14 +191,11 @@ class Ingress:
                 raise FrameError(part["error"], part.get("status", 422))
         models_done = time.perf_counter()
 
-        try:
-            risk = await actor.observe.remote(face, objects["objects"], body.timestamp, arrival)
-        except RayActorError:
-            self.sessions.pop(session_id, None)
-            self._raise_if_ended(session_id)
-            raise HTTPException(503, f"session {session_id} state is unavailable") from None
+        # If the actor dies mid-call and the frame was stored before the crash, the retry is a
+        # duplicate (same capture time, same pixels) and is not scored twice.
+        risk = await self._call(session_id, "observe", image_bytes, face, objects["objects"], body.timestamp, arrival)
         done = time.perf_counter()
-        usable = risk["frame_quality"]["usable"]
+        usable = risk["usable"]
         expression = face.get("expression")
         if expression is not None:
             expression = {**expression, "talking": risk["talking"]}
@@ -182,7 +204,7 @@ class Ingress:
             cheating=risk["cheating"],
             risk_score=risk["risk_score"],
             attention=risk["attention"],
-            gaze=face["gaze"] if usable else "unknown",
+            gaze=(risk["calibrated_gaze"] or face["gaze"]) if usable else "unknown",
             faces=face["faces"],
             presence=("present" if face["faces"] else "absent") if usable else "unknown",
             objects=objects["objects"],
@@ -191,9 +213,14 @@ class Ingress:
             events_closed=risk["closed"],
             head_pose=face.get("head_pose"),
             expression=expression,
-            frame_quality=risk["frame_quality"],
+            frame_quality={"usable": usable, "issues": risk["frame_quality_issues"],
+                           **{k: v for k, v in (face.get("quality") or {}).items()
+                              if k in ("brightness", "contrast", "sharpness")}},
             gaze_ratio=face.get("gaze_ratio"),
             frame_time=risk["frame_time"],
+            calibration=risk["calibration"],
+            late=risk["late"],
+            duplicate=risk["duplicate"],
             latency_ms={
                 "validate": round((validated - started) * 1000, 2),
                 "face_gaze": face.get("latency_ms", 0.0),
@@ -207,32 +234,135 @@ class Ingress:
     @app.post("/end-session", response_model=EndSessionResponse)
     async def end_session(self, body: EndSessionRequest) -> EndSessionResponse:
         session_id = _check_session_id(body.session_id)
-        actor = self._session_actor(session_id)
-        now = time.time()
+        self._open_session_actor(session_id)
+        if not self.store.claim_for_ending(session_id):
+            self._raise_if_not_open(session_id)
+            raise HTTPException(409, f"session {session_id} is being ended")
         try:
-            summary = await actor.finish.remote(now)
-        except RayActorError:
-            self.sessions.pop(session_id, None)
-            self._raise_if_ended(session_id)
-            raise HTTPException(503, f"session {session_id} state is unavailable") from None
-        self.store.end(session_id, now, summary)  # persisted before the actor goes
-        self.sessions.pop(session_id, None)
-        ray.kill(actor)
+            summary = await self._finish(session_id, "ended")
+        except BaseException:
+            self.store.reopen(session_id)  # nothing lost: the session can be ended again
+            raise
         logger.info("session %s ended: %s", session_id, summary["verdict"])
-        return EndSessionResponse(session_id=session_id, **summary)
+        return EndSessionResponse(session_id=session_id, report_url=f"/sessions/{session_id}/report.html", **summary)
 
-    def _session_actor(self, session_id: str):
-        actor = self.sessions.get(session_id)
-        if actor is not None:
-            return actor
-        self._raise_if_ended(session_id)
-        actor = find_session_actor(session_id)
-        if actor is None:
+    # ---- sessions and reports -----------------------------------------------------------------
+    @app.get("/sessions/{session_id}")
+    async def session_state(self, session_id: str) -> dict[str, Any]:
+        """Live state of an open session (from its actor), or the summary of an ended one."""
+        session_id = _check_session_id(session_id)
+        record = self._record(session_id)
+        base = {k: record[k] for k in ("session_id", "candidate_id", "status", "started_at", "ended_at", "verdict")}
+        if record["status"] == "open":
+            return {**base, **(await self._call(session_id, "state"))}
+        return {**base, **(record["summary"] or {})}
+
+    @app.get("/sessions/{session_id}/report")
+    async def report(self, session_id: str) -> dict[str, Any]:
+        session_id = _check_session_id(session_id)
+        self._record(session_id)
+        return await asyncio.to_thread(build_report, self.store, session_id)
+
+    @app.get("/sessions/{session_id}/report.html", response_class=HTMLResponse)
+    async def report_html(self, session_id: str) -> HTMLResponse:
+        session_id = _check_session_id(session_id)
+        self._record(session_id)
+        report = await asyncio.to_thread(build_report, self.store, session_id)
+        return HTMLResponse(render_report_html(report))
+
+    @app.get("/sessions/{session_id}/events/{event_id}/evidence.jpg")
+    async def evidence(self, session_id: str, event_id: str) -> Response:
+        session_id = _check_session_id(session_id)
+        self._record(session_id)
+        jpeg = self.store.evidence(session_id, event_id)
+        if jpeg is None:
+            raise HTTPException(404, f"no evidence for event {event_id!r} in session {session_id}")
+        return Response(content=jpeg, media_type="image/jpeg")
+
+    @app.delete("/sessions/{session_id}")
+    async def delete_session(self, session_id: str) -> dict[str, Any]:
+        """Remove every trace of a session: its actor, observations, events and evidence."""
+        session_id = _check_session_id(session_id)
+        self._record(session_id)
+        self._kill_actor(session_id)
+        self.store.delete(session_id)
+        logger.info("session %s deleted", session_id)
+        return {"session_id": session_id, "deleted": True}
+
+    # ---- internals ----------------------------------------------------------------------------
+    def _record(self, session_id: str) -> dict[str, Any]:
+        record = self.store.get(session_id)
+        if record is None:
             raise HTTPException(404, f"unknown session {session_id}")
+        return record
+
+    def _raise_if_not_open(self, session_id: str) -> None:
+        record = self._record(session_id)
+        if record["status"] != "open":
+            self.sessions.pop(session_id, None)
+            raise HTTPException(409, f"session {session_id} has ended ({record['status']})")
+
+    def _actor_for(self, session_id: str):
+        """The session's actor, created (and rebuilt from the store) if it is not running: after an
+        app restart, open sessions continue where they were."""
+        actor = session_actor(session_id, self.risk_config, self.face_config, self.store_path,
+                              self.cfg.session_actor_num_cpus)
         self.sessions[session_id] = actor
         return actor
 
-    def _raise_if_ended(self, session_id: str) -> None:
-        record = self.store.get(session_id)
-        if record is not None and record["ended_at"] is not None:
-            raise HTTPException(409, f"session {session_id} has ended")
+    def _open_session_actor(self, session_id: str):
+        actor = self.sessions.get(session_id)
+        if actor is not None:
+            return actor
+        self._raise_if_not_open(session_id)
+        return self._actor_for(session_id)
+
+    async def _call(self, session_id: str, method: str, *args, attempts: int = 4, check_open: bool = True):
+        """Call the session's actor; while it is being restarted, wait and try again."""
+        for attempt in range(attempts):
+            actor = self.sessions.get(session_id) or self._actor_for(session_id)
+            try:
+                return await getattr(actor, method).remote(*args)
+            except ACTOR_FAILURES as exc:
+                logger.warning("session %s: actor unavailable for %s (%s), attempt %d",
+                               session_id, method, type(exc).__name__, attempt + 1)
+                if check_open:
+                    self._raise_if_not_open(session_id)
+                self.sessions.pop(session_id, None)
+                await asyncio.sleep(0.25 * (attempt + 1))
+        raise HTTPException(503, f"session {session_id} state is temporarily unavailable, retry")
+
+    async def _finish(self, session_id: str, status: str) -> dict[str, Any]:
+        summary = await self._call(session_id, "finish", time.time(), status, check_open=False)
+        self._kill_actor(session_id)  # the summary is in the store; the actor's work is done
+        return summary
+
+    def _kill_actor(self, session_id: str) -> None:
+        self.sessions.pop(session_id, None)
+        actor = find_session_actor(session_id)
+        if actor is not None:
+            ray.kill(actor, no_restart=True)
+
+    def _reaper(self) -> None:
+        """Ends sessions idle past `idle_timeout_s` (verdict kept, status abandoned) and deletes
+        sessions ended more than `retention_days` ago. Runs in every ingress replica; the store's
+        atomic claim makes sure each session is ended once."""
+        while not self._stop.wait(self.cfg.reaper_interval_s):
+            try:
+                now = time.time()
+                for session_id in self.store.idle_sessions(now - self.cfg.idle_timeout_s):
+                    if self.store.claim_for_ending(session_id):
+                        actor = self.sessions.get(session_id) or self._actor_for(session_id)
+                        try:
+                            ray.get(actor.finish.remote(now, "abandoned"), timeout=60)
+                        except Exception:  # noqa: BLE001 - leave it for the next sweep
+                            self.store.reopen(session_id)
+                            logger.exception("session %s: could not end the idle session", session_id)
+                            continue
+                        self._kill_actor(session_id)
+                        logger.info("session %s abandoned after %.0f s idle", session_id, self.cfg.idle_timeout_s)
+                for session_id in self.store.expired_sessions(now - self.cfg.retention_days * 86400):
+                    self.store.delete(session_id)
+                    logger.info("session %s deleted: past the %g-day retention", session_id, self.cfg.retention_days)
+            except Exception:  # noqa: BLE001 - the reaper must outlive any one bad sweep
+                logger.exception("session reaper sweep failed")

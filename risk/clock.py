@@ -8,8 +8,8 @@ from __future__ import annotations
 
 
 class FrameClock:
-    def __init__(self) -> None:
-        self.offset: float | None = None
+    def __init__(self, offset: float | None = None) -> None:
+        self.offset = offset  # restored from the store when a session's actor is rebuilt
 
     def frame_time(self, client_timestamp: float | None, arrival: float) -> float:
         if client_timestamp is None:

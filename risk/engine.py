@@ -1,83 +1,148 @@
-"""One session's risk state: observations in, score/attention/events out. Pure Python, explicit time."""
+"""One session's risk state: observations in, score/attention/events out. Pure Python, explicit time.
+
+Deterministic: replaying the same observations rebuilds the same state, event ids included. That is
+how a crashed RiskSession actor comes back from the session store.
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
+from risk.calibrate import Calibrator
 from risk.config import EVENT_TYPES, RiskConfig
 from risk.events import Event, EventTracker
-from risk.filters import AttentionWindow
-from risk.observation import Observation, attentive, conditions
+from risk.filters import AttentionWindow, TalkingDetector
+from risk.observation import Observation, attentive, conditions, relative_to
 from risk.score import advance_score, verdict
 
 
 class RiskEngine:
-    def __init__(self, cfg: RiskConfig, started_at: float):
+    def __init__(self, cfg: RiskConfig, started_at: float,
+                 classify_gaze: Callable[[float, float], str] | None = None, gaze_vertical_center: float = 0.45):
         self.cfg = cfg
         self.started_at = started_at
+        self.classify_gaze = classify_gaze
         self.last_t: float | None = None
+        self.last_digest: str | None = None
         self.score = 0.0
         self.peak_score = 0.0
         self.frames = 0
         self.late_frames = 0
+        self.duplicate_frames = 0
         self.unusable_frames = 0
-        self.trackers = {kind: EventTracker(kind, cfg.rules[kind]) for kind in EVENT_TYPES}
         self.events: list[Event] = []
+        self.trackers = {kind: EventTracker(kind, cfg.rules[kind], self._event_id) for kind in EVENT_TYPES}
         self.attention = AttentionWindow(cfg.attention_window_s, cfg.max_gap_s)
+        self.talking = TalkingDetector(cfg.talking_window_s, cfg.talking_mouth_range, cfg.talking_min_frames)
+        self.calibrator = Calibrator(cfg.calibration, gaze_vertical_center)
+
+    def _event_id(self, kind: str) -> str:
+        return f"{len(self.events) + 1:04d}-{kind.lower().replace('_', '-')}"
 
     def observe(self, obs: Observation) -> dict[str, Any]:
-        """Score one frame. Frames older than the last one never move time backwards."""
+        """Score one frame. Duplicates are ignored; late frames never move time backwards."""
+        if self.last_t is not None and obs.t == self.last_t and obs.digest and obs.digest == self.last_digest:
+            self.duplicate_frames += 1  # the same frame delivered twice (a client retry)
+            return self._result(self.last_t, duplicate=True)
+        if self.last_t is not None and obs.t < self.last_t:
+            self.late_frames += 1  # arrived after a newer frame: it must not rewrite the past
+            return self._result(self.last_t, late=True)
+        frozen = bool(obs.digest) and obs.digest == self.last_digest
+        self.last_digest = obs.digest
+        if frozen:
+            obs.usable = False
         t = obs.t
-        if self.last_t is not None and t < self.last_t:
-            self.late_frames += 1
-            t = self.last_t
         dt = 0.0 if self.last_t is None else min(t - self.last_t, self.cfg.max_gap_s)
 
         # The interval since the last frame carries the state that frame left (events open then).
-        attention_before = self.attention.value(t)
         open_rates = [self.cfg.rules[k].rate for k, tr in self.trackers.items() if tr.current is not None]
-        self.score = advance_score(self.score, dt, open_rates, attention_before, self.cfg)
+        self.score = advance_score(self.score, dt, open_rates, self.attention.value(t), self.cfg)
 
-        opened, closed = [], []
-        # An unusable frame holds every event as it is: it neither proves nor disproves anything.
-        judged = conditions(obs, self.cfg).items() if obs.usable else ()
-        for kind, confidence in judged:
-            new, ended = self.trackers[kind].step(t, confidence)
-            if new is not None:
-                opened.append(new)
-                self.events.append(new)
+        obs.talking = self.talking.add(t, obs.mouth_openness if obs.usable else None)
+        if obs.usable and obs.faces == 1:
+            self.calibrator.add(t, obs.yaw, obs.pitch, obs.gaze_ratio)
+        rel = relative_to(obs, self.calibrator.baseline, self.classify_gaze)
+        if obs.usable:
+            judged = conditions(obs, rel, self.cfg, calibrated=self.calibrator.done)
+        else:
+            # An unusable frame holds every event as it is (it proves nothing either way) and
+            # only feeds LOW_QUALITY, which is recorded but never scored.
+            judged = {"LOW_QUALITY": 1.0}
+
+        opened, closed, reopened, peaks = [], [], [], []
+        for kind, confidence in judged.items():
+            step = self.trackers[kind].step(t, confidence)
+            if step.opened is not None:
+                opened.append(step.opened)
+                self.events.append(step.opened)
                 self.score = min(100.0, self.score + self.cfg.rules[kind].open_points)
-            if ended is not None:
-                closed.append(ended)
+            if step.closed is not None:
+                closed.append(step.closed)
+            if step.reopened is not None:
+                reopened.append(step.reopened)
+            if step.new_peak:
+                peaks.append(kind)
 
         if obs.usable:
-            self.attention.add(t, attentive(obs, self.cfg))
+            self.attention.add(t, attentive(obs, rel, self.cfg))
         else:
             self.unusable_frames += 1
         self.last_t = t
         self.frames += 1
         self.peak_score = max(self.peak_score, self.score)
+        return self._result(t, opened=opened, closed=closed, reopened=reopened, peaks=peaks,
+                            frozen=frozen, gaze=rel.gaze if obs.usable else "unknown", talking=obs.talking)
+
+    def _result(self, t: float, opened=(), closed=(), reopened=(), peaks=(), frozen=False, late=False,
+                duplicate=False, gaze=None, talking=False) -> dict[str, Any]:
+        baseline = self.calibrator.baseline
         return {
             "risk_score": int(round(self.score)),
             "attention": int(round(self.attention.value(t))),
             "cheating": self.score >= self.cfg.cheating_threshold,
             "open_events": [e.to_dict(t) for e in self.open_events()],
             "opened": [e.type for e in opened],
+            "opened_ids": [e.id for e in opened],
             "closed": [e.type for e in closed],
+            "closed_ids": [e.id for e in closed],
+            "reopened": [e.type for e in reopened],
+            "peaks": list(peaks),
+            "frozen": frozen,
+            "late": late,
+            "duplicate": duplicate,
+            "calibrated_gaze": gaze,
+            "talking": talking,
+            "calibration": baseline.to_dict() if baseline is not None else {"reason": "calibrating"},
+            "frame_time": t,
         }
 
     def open_events(self) -> list[Event]:
         return [tr.current for tr in self.trackers.values() if tr.current is not None]
 
+    def pending_since(self, kind: str) -> float | None:
+        return self.trackers[kind].pending_since
+
+    def seconds_by_type(self, now: float) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for e in self.events:
+            totals[e.type] = totals.get(e.type, 0.0) + e.duration(now)
+        return totals
+
     def state(self) -> dict[str, Any]:
         now = self.last_t if self.last_t is not None else self.started_at
+        baseline = self.calibrator.baseline
         return {
             "risk_score": int(round(self.score)),
             "peak_score": int(round(self.peak_score)),
             "attention": int(round(self.attention.value(now))),
+            "cheating": self.score >= self.cfg.cheating_threshold,
             "frames": self.frames,
             "late_frames": self.late_frames,
+            "duplicate_frames": self.duplicate_frames,
             "unusable_frames": self.unusable_frames,
+            "calibration": baseline.to_dict() if baseline is not None else {"reason": "calibrating"},
+            "open_events": [e.to_dict(now) for e in self.open_events()],
             "events": [e.to_dict(now) for e in self.events],
+            "last_frame_time": self.last_t,
         }
 
     def finish(self, now: float) -> dict[str, Any]:
@@ -91,13 +156,22 @@ class RiskEngine:
             row["count"] += 1
             row["total_seconds"] = round(row["total_seconds"] + e.duration(), 3)
             row["peak_confidence"] = max(row["peak_confidence"], e.peak_confidence)
+        scored = {k: v for k, v in self.seconds_by_type(end).items() if self.cfg.rules[k].rate > 0 or
+                  self.cfg.rules[k].cheating_after_s is not None or self.cfg.rules[k].suspicious_after_s is not None}
+        decision, reasons = verdict(self.peak_score, scored, self.cfg)
+        baseline = self.calibrator.baseline
         return {
             "final_risk_score": int(round(self.score)),
             "peak_risk_score": int(round(self.peak_score)),
-            "verdict": verdict(self.peak_score, self.cfg),
-            "total_violations": len(self.events),
+            "verdict": decision,
+            "verdict_reasons": reasons,
+            "total_violations": sum(1 for e in self.events if self.cfg.rules[e.type].rate > 0),
             "duration_seconds": round(max(0.0, end - self.started_at), 3),
             "frames": self.frames,
+            "late_frames": self.late_frames,
+            "duplicate_frames": self.duplicate_frames,
+            "unusable_frames": self.unusable_frames,
             "violations_by_type": breakdown,
+            "calibration": baseline.to_dict() if baseline is not None else {"reason": "session too short"},
             "events": [e.to_dict(end) for e in self.events],
         }

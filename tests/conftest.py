@@ -62,6 +62,9 @@ def shared_weights_path() -> str:
     return str(MODELS / "yolov8n_coco_dequant.pt")
 
 
+IDLE_TIMEOUT_S = 20
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -83,6 +86,9 @@ def serve_app():
     args = load_args()
     args["detector"]["weights"] = shared_weights_path()
     args["ingress"]["store_path"] = str(tmp / "sessions.sqlite3")
+    # Short enough for a test to watch a session go idle, long enough for no other test to.
+    args["ingress"]["idle_timeout_s"] = IDLE_TIMEOUT_S
+    args["ingress"]["reaper_interval_s"] = 1
     port = _free_port()
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp / "ray"), namespace="serve",
              log_to_driver=False)
@@ -100,10 +106,11 @@ def serve_app():
             time.sleep(0.5)
         else:
             raise RuntimeError("the app did not become healthy within 120 s")
-        yield {"url": url, "args": args, "tmp": tmp}
+        yield {"url": url, "args": args, "tmp": tmp, "port": port}
     finally:
         try:
             serve.shutdown()
         finally:
             ray.shutdown()
-            shutil.rmtree(tmp, ignore_errors=True)
+            if not os.environ.get("PROCTOR_KEEP_TEST_TMP"):  # set it to read Ray's logs after a failure
+                shutil.rmtree(tmp, ignore_errors=True)

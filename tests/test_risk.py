@@ -22,15 +22,36 @@ def feed(engine, frames):
     return [engine.observe(o) for o in frames]
 
 
+def _tracker(**rule):
+    rule = {"open_after_s": 2.0, "min_frames": 2, "close_after_s": 0.5, "rate": 1, **rule}
+    return EventTracker("LOOKING_AWAY", EventRule(**rule), lambda kind: "e1")
+
+
 def test_event_opens_only_after_persistence_and_closes_when_clear():
-    tracker = EventTracker("LOOKING_AWAY", EventRule(open_after_s=2.0, min_frames=2, close_after_s=0.5, rate=1))
-    assert tracker.step(0.0, 1.0) == (None, None)
-    assert tracker.step(1.0, 1.0) == (None, None)  # held 1 s < 2 s
-    opened, _ = tracker.step(2.0, 1.0)
+    tracker = _tracker()
+    assert tracker.step(0.0, 1.0).opened is None
+    assert tracker.step(1.0, 1.0).opened is None  # held 1 s < 2 s
+    opened = tracker.step(2.0, 1.0).opened
     assert opened is not None and opened.start == 0.0 and opened.frame_count == 3
-    assert tracker.step(2.2, None) == (None, None)  # clear for 0 s: still open (hysteresis)
-    _, closed = tracker.step(2.8, None)
+    assert tracker.step(2.2, None).closed is None  # clear for 0 s: still open (hysteresis)
+    closed = tracker.step(2.8, None).closed
     assert closed is opened and closed.end == 2.2 and closed.duration() == pytest.approx(2.2)
+
+
+def test_recurrence_within_cooldown_reopens_the_same_event():
+    tracker = _tracker(cooldown_s=1.0)
+    for t in (0.0, 1.0, 2.0):
+        tracker.step(t, 0.5)
+    first = tracker.current
+    tracker.step(2.5, None)
+    assert tracker.step(3.0, None).closed is first  # closed at 2.5
+    step = tracker.step(3.3, 0.9)  # back within 1 s: the same episode resumes, no new event
+    assert step.reopened is first and step.opened is None and first.is_open
+    assert first.peak_confidence == 0.9 and step.new_peak
+    tracker.step(3.5, None)
+    tracker.step(4.1, None)  # closed at 3.5
+    tracker.step(6.0, None)  # cooldown over
+    assert tracker.step(6.1, 1.0).reopened is None  # a later recurrence starts a new pending episode
 
 
 def test_one_stray_frame_never_opens_an_event():
@@ -101,7 +122,9 @@ def test_face_missing_needs_three_seconds():
 
 def test_head_turned_is_not_also_looking_away():
     engine = RiskEngine(RiskConfig(), started_at=0.0)
-    feed(engine, [obs(t * 0.5, gaze="left", yaw=-50.0) for t in range(8)])
+    feed(engine, [obs(t * 0.5, gaze="left", yaw=-50.0) for t in range(20)])
+    # a baseline 50 degrees off is not believed, so the raw pose is judged after calibration
+    assert engine.calibrator.baseline.accepted is False
     assert [e.type for e in engine.events] == ["HEAD_TURNED"]
 
 
@@ -145,9 +168,18 @@ def test_clean_session_is_clean():
 
 def test_verdict_thresholds():
     cfg = RiskConfig()
-    assert verdict(cfg.suspicious_peak - 1, cfg) == "CLEAN"
-    assert verdict(cfg.suspicious_peak, cfg) == "SUSPICIOUS"
-    assert verdict(cfg.cheating_peak, cfg) == "CHEATING"
+    assert verdict(cfg.suspicious_peak - 1, {}, cfg)[0] == "CLEAN"
+    assert verdict(cfg.suspicious_peak, {}, cfg)[0] == "SUSPICIOUS"
+    assert verdict(cfg.cheating_peak, {}, cfg)[0] == "CHEATING"
+
+
+def test_verdict_counts_total_violation_time_not_only_the_score():
+    cfg = RiskConfig()
+    phone = cfg.rules["PHONE_DETECTED"]
+    decision, reasons = verdict(10, {"PHONE_DETECTED": phone.cheating_after_s}, cfg)
+    assert decision == "CHEATING" and "PHONE_DETECTED" in reasons[0]
+    assert verdict(10, {"LOOKING_AWAY": cfg.rules["LOOKING_AWAY"].suspicious_after_s}, cfg)[0] == "SUSPICIOUS"
+    assert verdict(10, {"LOOKING_AWAY": 1.0}, cfg)[0] == "CLEAN"
 
 
 def test_cheating_flag_follows_threshold():
@@ -178,7 +210,8 @@ def test_unusable_frames_hold_events_and_never_count_as_absence():
     # 10 s of covered camera: no FACE_MISSING, attention untouched
     frames = [Observation(t=t * 0.5, faces=0, usable=False) for t in range(20)]
     feed(engine, frames)
-    assert engine.events == [] and engine.unusable_frames == 20
+    assert [e.type for e in engine.events] == ["LOW_QUALITY"] and engine.unusable_frames == 20
+    assert engine.score == 0  # recorded for the reviewer, never scored
     # a phone event stays open across an unusable frame instead of closing
     engine = RiskEngine(RiskConfig(), started_at=0.0)
     feed(engine, [obs(0.0, objects={"cell phone": 0.8}), obs(0.5, objects={"cell phone": 0.8})])
@@ -199,3 +232,80 @@ def test_talking_is_movement_not_one_open_mouth():
     assert results[0] is False and results[-1] is True
     # quiet again for longer than the window: no longer talking
     assert talk.add(2.0 + cfg.talking_window_s + 0.1, 0.02) is False
+
+
+def _ratio_obs(t, yaw, horizontal, digest=None):
+    gaze = "left" if horizontal < 0.44 else "right" if horizontal > 0.56 else "center"
+    return Observation(t=t, faces=1, gaze=gaze, yaw=yaw, pitch=2.0, persons=[0.9],
+                       gaze_ratio={"horizontal": horizontal, "vertical": 0.45}, digest=digest)
+
+
+def _classify(h, v):
+    return "left" if h < 0.44 else "right" if h > 0.56 else "center"
+
+
+def test_calibration_absorbs_an_off_centre_camera():
+    """The camera sits off to one side: head at yaw 32 and irises at 0.41 all session while the
+    candidate looks at the screen. Without a baseline that is HEAD_TURNED and LOOKING_AWAY for the
+    whole session; with calibration, nothing opens until the candidate really turns."""
+    engine = RiskEngine(RiskConfig(), started_at=0.0, classify_gaze=_classify)
+    results = feed(engine, [_ratio_obs(t * 0.5, 32.0, 0.41) for t in range(120)])  # 60 s
+    assert engine.calibrator.baseline.accepted and engine.calibrator.baseline.yaw == 32.0
+    assert engine.events == [] and results[-1]["risk_score"] == 0 and results[-1]["attention"] == 100
+    # a real turn from there: 40 degrees further for 3 s
+    feed(engine, [_ratio_obs(60 + t * 0.5, 72.0, 0.41) for t in range(7)])
+    assert [e.type for e in engine.events] == ["HEAD_TURNED"]
+    # and a real glance: eyes a further 0.1 to the left of the baseline, head at the baseline
+    engine2 = RiskEngine(RiskConfig(), started_at=0.0, classify_gaze=_classify)
+    feed(engine2, [_ratio_obs(t * 0.5, 32.0, 0.41) for t in range(20)])
+    feed(engine2, [_ratio_obs(10 + t * 0.5, 32.0, 0.31) for t in range(7)])
+    assert [e.type for e in engine2.events] == ["LOOKING_AWAY"]
+
+
+def test_without_calibration_the_shifted_camera_is_flagged():
+    cfg = RiskConfig(calibration={"window_s": 0})
+    engine = RiskEngine(cfg, started_at=0.0, classify_gaze=_classify)
+    feed(engine, [_ratio_obs(t * 0.5, 32.0, 0.41) for t in range(20)])
+    assert "HEAD_TURNED" in [e.type for e in engine.events]
+
+
+def test_duplicate_delivery_is_ignored_and_late_frames_do_not_rewrite_the_past():
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    engine.observe(Observation(t=0.0, faces=2, persons=[0.9], digest="a"))
+    engine.observe(Observation(t=0.5, faces=2, persons=[0.9], digest="b"))
+    dup = engine.observe(Observation(t=0.5, faces=2, persons=[0.9], digest="b"))
+    assert dup["duplicate"] and engine.duplicate_frames == 1 and engine.frames == 2
+    late = engine.observe(Observation(t=0.2, faces=0, digest="c"))
+    assert late["late"] and engine.late_frames == 1 and engine.last_t == 0.5
+
+
+def test_same_picture_again_is_frozen_and_unusable():
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    engine.observe(Observation(t=0.0, faces=0, digest="x"))
+    result = engine.observe(Observation(t=1.0, faces=0, digest="x"))
+    assert result["frozen"] and engine.unusable_frames == 1
+
+
+def test_replay_rebuilds_identical_state():
+    import copy
+
+    frames = [obs(t * 0.5, faces=2 if 4 <= t < 12 else 1, objects={"cell phone": 0.6} if 15 <= t < 20 else None)
+              for t in range(30)]
+    inputs = [copy.deepcopy(o.to_dict()) for o in frames]
+    a = RiskEngine(RiskConfig(), started_at=0.0)
+    feed(a, frames)
+    b = RiskEngine(RiskConfig(), started_at=0.0)
+    feed(b, [Observation.from_dict(d) for d in inputs])
+    assert a.state() == b.state() and a.finish(20.0) == b.finish(20.0)
+    assert [e["id"] for e in a.state()["events"]][:1] == ["0001-multiple-faces"]
+
+
+def test_talking_and_eyes_closed_events():
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    frames = [Observation(t=t * 0.25, faces=1, gaze="center", yaw=0, pitch=0, persons=[0.9],
+                          mouth_openness=0.05 if t % 2 else 0.4) for t in range(16)]
+    feed(engine, frames)
+    assert "TALKING" in [e.type for e in engine.events]
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    feed(engine, [Observation(t=t * 0.5, faces=1, gaze="unknown", persons=[0.9], eyes_closed=True) for t in range(10)])
+    assert [e.type for e in engine.events] == ["EYES_CLOSED"]

@@ -1,0 +1,24 @@
+"""config/serve.yaml is valid and is what the code's defaults say (so pure tests test what runs)."""
+from __future__ import annotations
+
+from graph import AppConfig, load_args, load_deployment_options
+from risk.config import RiskConfig
+
+
+def test_serve_yaml_parses_into_the_app_config():
+    cfg = AppConfig(**load_args())
+    assert cfg.detector.weights == "models/yolov8n.pt"
+    assert cfg.detector.max_batch_size >= 1 and cfg.detector.class_thresholds["cell phone"] < cfg.detector.default_threshold
+
+
+def test_risk_defaults_match_the_yaml():
+    assert AppConfig(**load_args()).risk == RiskConfig()
+
+
+def test_deployments_fit_two_cores():
+    options = load_deployment_options()
+    assert set(options) == {"Ingress", "FaceGaze", "ObjectDetector"}
+    cpus = sum(o["ray_actor_options"]["num_cpus"] * o.get("num_replicas", 1) for o in options.values())
+    assert cpus <= 2
+    detector = options["ObjectDetector"]
+    assert detector["max_ongoing_requests"] > AppConfig(**load_args()).detector.max_batch_size
