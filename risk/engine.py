@@ -146,19 +146,22 @@ class RiskEngine:
         }
 
     def finish(self, now: float) -> dict[str, Any]:
-        """Close open events and give the verdict. `now` is the session's end time."""
+        """Close open events and give the verdict. `now` is the session's end time (server clock).
+
+        Open events close at the last frame: that is as far as the frames show the condition held
+        (an idle gap before an abandoned session's end, or a client clock slower than the server's,
+        must not count as violation time)."""
         end = max(now, self.last_t or now)
+        close_at = self.last_t if self.last_t is not None else end
         for tracker in self.trackers.values():
-            tracker.close(end)
+            tracker.close(close_at)
         breakdown: dict[str, dict[str, float]] = {}
         for e in self.events:
             row = breakdown.setdefault(e.type, {"count": 0, "total_seconds": 0.0, "peak_confidence": 0.0})
             row["count"] += 1
             row["total_seconds"] = round(row["total_seconds"] + e.duration(), 3)
             row["peak_confidence"] = max(row["peak_confidence"], e.peak_confidence)
-        scored = {k: v for k, v in self.seconds_by_type(end).items() if self.cfg.rules[k].rate > 0 or
-                  self.cfg.rules[k].cheating_after_s is not None or self.cfg.rules[k].suspicious_after_s is not None}
-        decision, reasons = verdict(self.peak_score, scored, self.cfg)
+        decision, reasons = verdict(self.peak_score, self.seconds_by_type(close_at), self.cfg)
         baseline = self.calibrator.baseline
         return {
             "final_risk_score": int(round(self.score)),

@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS evidence (
 """
 
 
+SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a step in _migrate
+
+
 def resolve_path(path: str) -> Path:
     p = Path(path).expanduser()
     return p if p.is_absolute() else PROJECT_ROOT / p
@@ -68,7 +71,23 @@ class SessionStore:
         self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
         self._conn.execute("PRAGMA foreign_keys=OFF")
         with self._lock:
+            self._migrate()
             self._conn.executescript(_SCHEMA)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _migrate(self) -> None:
+        """Bring a store written by an older Proctor up to date, keeping every session."""
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version == 0 and "sessions" in tables:
+            # v0 (the first release) had sessions(session_id, candidate_id, started_at, ended_at, verdict, summary).
+            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(sessions)")}
+            for column, ddl in (("status", "TEXT NOT NULL DEFAULT 'open'"), ("last_seen_at", "REAL"),
+                                ("clock_offset", "REAL")):
+                if column not in columns:
+                    self._conn.execute(f"ALTER TABLE sessions ADD COLUMN {column} {ddl}")
+            self._conn.execute("UPDATE sessions SET status = 'ended' WHERE ended_at IS NOT NULL")
+            self._conn.execute("UPDATE sessions SET last_seen_at = started_at WHERE last_seen_at IS NULL")
 
     def _write(self, statements: list[tuple[str, tuple]]) -> None:
         with self._lock:

@@ -309,3 +309,11 @@ def test_talking_and_eyes_closed_events():
     engine = RiskEngine(RiskConfig(), started_at=0.0)
     feed(engine, [Observation(t=t * 0.5, faces=1, gaze="unknown", persons=[0.9], eyes_closed=True) for t in range(10)])
     assert [e.type for e in engine.events] == ["EYES_CLOSED"]
+
+
+def test_open_events_close_at_the_last_frame_not_at_the_end_call():
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
+    feed(engine, [obs(t * 0.5, faces=2) for t in range(7)])  # two faces 0-3 s
+    summary = engine.finish(600.0)  # ended (or abandoned) ten minutes later
+    assert summary["violations_by_type"]["MULTIPLE_FACES"]["total_seconds"] == 3.0
+    assert summary["duration_seconds"] == 600.0
