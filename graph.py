@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from ray.serve import Application
 
 from deployments.face_gaze import FaceGaze
+from auth.tokens import AuthConfig
 from deployments.ingress import Ingress, IngressConfig
 from deployments.object_detector import ObjectDetector
 from risk.config import RiskConfig
@@ -29,6 +30,7 @@ class AppConfig(BaseModel):
     """The application's `args:` block, one field per section."""
 
     ingress: IngressConfig = Field(default_factory=IngressConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     face_gaze: FaceGazeConfig = Field(default_factory=FaceGazeConfig)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
@@ -69,5 +71,6 @@ def build_app_with_options(args: dict[str, Any], deployment_options: dict[str, d
     face_gaze = FaceGaze.options(**opts.get("FaceGaze", {})).bind(cfg.face_gaze.model_dump())
     object_detector = ObjectDetector.options(**opts.get("ObjectDetector", {})).bind(cfg.detector.model_dump())
     return Ingress.options(**opts.get("Ingress", {})).bind(
-        face_gaze, object_detector, cfg.ingress.model_dump(), cfg.risk.model_dump(), cfg.face_gaze.model_dump()
+        face_gaze, object_detector, cfg.ingress.model_dump(), cfg.risk.model_dump(), cfg.face_gaze.model_dump(),
+        cfg.auth.model_dump(),
     )

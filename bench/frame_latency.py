@@ -53,7 +53,7 @@ def ray_memory_mib() -> dict[str, float]:
         if "ray" not in cmd or "frame_latency" in cmd:
             continue
         # Ray workers retitle themselves "ray::ServeReplica:proctor:Ingress" and the like.
-        kind = cmd.split()[0] if cmd.startswith("ray::") else (proc.info["name"] or "?")
+        kind = cmd.split()[0].split(".")[0] if cmd.startswith("ray::") else (proc.info["name"] or "?")
         by_kind[kind] = by_kind.get(kind, 0.0) + proc.info["memory_info"].rss / 2**20
     return {k: round(v, 1) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])}
 
@@ -61,13 +61,15 @@ def ray_memory_mib() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--api-key", default=os.environ.get("PROCTOR_API_KEY"), help="when auth is on")
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--clip", type=Path, default=None, help="an mp4 (default: the fixtures' webcam clip)")
     opts = parser.parse_args()
 
     frames = clip_frames(opts.warmup + opts.frames, opts.clip)
-    with httpx.Client(base_url=opts.url, timeout=60) as client:
+    headers = {"Authorization": f"Bearer {opts.api_key}"} if opts.api_key else {}
+    with httpx.Client(base_url=opts.url, timeout=60, headers=headers) as client:
         session_id = client.post("/start-session", json={"candidate_id": "bench"}).raise_for_status().json()["session_id"]
         for frame in frames[: opts.warmup]:
             client.post("/analyze-frame", json={"session_id": session_id, "frame": frame}).raise_for_status()

@@ -13,13 +13,16 @@ import uuid
 from typing import Any
 
 import ray
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
+from auth.limits import FrameRateLimiter
+from auth.tokens import AuthConfig, AuthError, bearer, key_matches, make_token, new_secret, verify_token
 from deployments.risk_session import find_session_actor, session_actor
 from report.build import build_report
 from report.html import render_report_html
@@ -46,17 +49,25 @@ class IngressConfig(BaseModel):
     idle_timeout_s: float = Field(300.0, gt=0)
     reaper_interval_s: float = Field(10.0, gt=0)
     retention_days: float = Field(30.0, gt=0)
+    max_body_bytes: int = Field(6 * 1024 * 1024, ge=1024)
+    max_fps_per_session: float = Field(10.0, gt=0)
+    fps_burst: float = Field(10.0, ge=1)
+    max_open_sessions: int = Field(200, ge=1)
+    max_inflight_frames: int = Field(6, ge=1)
 
 
 # ---- API contract (DESIGN.md); extra fields are additive -------------------------------------
 class StartSessionRequest(BaseModel):
-    candidate_id: str = Field(min_length=1, max_length=128, examples=["12345"])
+    candidate_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@+-]+$", examples=["12345"],
+                              description="the integrator's id for the candidate: letters, digits and . _ : @ + -")
 
 
 class StartSessionResponse(BaseModel):
     session_id: str
     message: str
     timestamp: float
+    session_token: str = Field(description="for the candidate's client: opens /analyze-frame for this session only")
+    token_expires_at: float
 
 
 class AnalyzeFrameRequest(BaseModel):
@@ -117,9 +128,60 @@ class EndSessionResponse(BaseModel):
 
 app = FastAPI(
     title="Proctor",
-    description="AI proctoring: per-frame face, gaze and object analysis with a live risk score.",
+    description="AI proctoring: per-frame face, gaze and object analysis with a live risk score. "
+                "Integrator calls take `Authorization: Bearer <API key>` (or `X-API-Key`); "
+                "/analyze-frame also takes the session token that /start-session returns.",
     version="0.1.0",
 )
+
+
+class BodySizeLimit:
+    """Refuses request bodies over the limit with 413 before they are read into memory."""
+
+    max_bytes = 6 * 1024 * 1024  # set from the config when the ingress starts
+
+    def __init__(self, asgi_app):
+        self.app = asgi_app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = BodySizeLimit.max_bytes
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await self._refuse(send, limit)
+        seen = 0
+
+        async def counted_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _BodyTooLarge()
+            return message
+
+        try:
+            return await self.app(scope, counted_receive, send)
+        except _BodyTooLarge:
+            return await self._refuse(send, limit)
+
+    @staticmethod
+    async def _refuse(send, limit: int) -> None:
+        body = JSONResponse(status_code=413, content={"detail": f"request body over {limit} bytes"})
+        await body({"type": "http"}, None, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+app.add_middleware(BodySizeLimit)
+
+
+@app.exception_handler(AuthError)
+async def _auth_error(_request: Request, exc: AuthError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(status_code=exc.status, content={"detail": str(exc)}, headers=headers)
 
 
 @app.exception_handler(FrameError)
@@ -138,15 +200,27 @@ def _check_session_id(session_id: str) -> str:
 @serve.ingress(app)
 class Ingress:
     def __init__(self, face_gaze: DeploymentHandle, object_detector: DeploymentHandle,
-                 config: dict[str, Any], risk_config: dict[str, Any], face_config: dict[str, Any]):
+                 config: dict[str, Any], risk_config: dict[str, Any], face_config: dict[str, Any],
+                 auth_config: dict[str, Any]):
         self.face_gaze = face_gaze
         self.object_detector = object_detector
         self.cfg = IngressConfig(**config)
+        BodySizeLimit.max_bytes = self.cfg.max_body_bytes
         self.risk_config = RiskConfig(**risk_config).model_dump()  # validate once, at deploy time
         self.face_config = FaceGazeConfig(**face_config).model_dump()
         self.store = SessionStore(self.cfg.store_path)
         self.store_path = str(self.store.path)
         self.sessions: dict[str, Any] = {}  # session_id -> actor handle (a cache; the store is the truth)
+        self.auth = AuthConfig(**auth_config)
+        self.api_keys = self.auth.all_api_keys()
+        # Every replica must sign with the same secret: the configured one, else one kept in the store.
+        self.token_secret = self.auth.token_secret or self.store.setting("token_secret", new_secret())
+        if not self.api_keys:
+            logger.warning("=" * 72 + "\nPROCTOR AUTH IS OFF: no API keys configured (auth.api_keys or "
+                           "$PROCTOR_API_KEYS). Anyone who can reach this port can read and write every "
+                           "session. Keep it on 127.0.0.1, or configure keys.\n" + "=" * 72)
+        self.rate_limiter = FrameRateLimiter(self.cfg.max_fps_per_session, self.cfg.fps_burst)
+        self.inflight_frames = 0
         self._stop = threading.Event()
         threading.Thread(target=self._reaper, name="session-reaper", daemon=True).start()
 
@@ -159,33 +233,49 @@ class Ingress:
         return {"status": "ok"}
 
     @app.post("/start-session", response_model=StartSessionResponse)
-    async def start_session(self, body: StartSessionRequest) -> StartSessionResponse:
+    async def start_session(self, body: StartSessionRequest, authorization: str | None = Header(None),
+                            x_api_key: str | None = Header(None)) -> StartSessionResponse:
+        self._require_integrator(authorization, x_api_key)
+        if self.store.open_session_count() >= self.cfg.max_open_sessions:
+            raise HTTPException(503, f"too many open sessions (limit {self.cfg.max_open_sessions}): "
+                                     "end finished sessions or try again later", headers={"Retry-After": "30"})
         session_id = str(uuid.uuid4())
         now = time.time()
         self.store.create(session_id, body.candidate_id, now)
         actor = self._actor_for(session_id)
         await actor.state.remote()  # the actor is up before the client sends frames
+        expires = now + self.auth.token_ttl_s
         logger.info("session %s started for candidate %s", session_id, body.candidate_id)
-        return StartSessionResponse(session_id=session_id, message="Session started", timestamp=now)
+        return StartSessionResponse(session_id=session_id, message="Session started", timestamp=now,
+                                    session_token=make_token(self.token_secret, session_id, expires),
+                                    token_expires_at=expires)
 
     @app.post("/analyze-frame", response_model=AnalyzeFrameResponse)
-    async def analyze_frame(self, body: AnalyzeFrameRequest) -> AnalyzeFrameResponse:
+    async def analyze_frame(self, body: AnalyzeFrameRequest, authorization: str | None = Header(None),
+                            x_api_key: str | None = Header(None),
+                            x_session_token: str | None = Header(None)) -> AnalyzeFrameResponse:
         arrival = time.time()
         started = time.perf_counter()
         session_id = _check_session_id(body.session_id)
+        self._require_frame_access(session_id, authorization, x_api_key, x_session_token)
         actor = self._open_session_actor(session_id)
+        allowed, wait = self.rate_limiter.allow(session_id, time.monotonic())
+        if not allowed:
+            raise HTTPException(429, f"over {self.cfg.max_fps_per_session:g} frames/s for this session",
+                                headers={"Retry-After": str(max(1, round(wait + 0.5)))})
+        if self.inflight_frames >= self.cfg.max_inflight_frames:
+            # Refuse fast rather than queue until every caller times out.
+            raise HTTPException(503, "detectors are saturated: frame refused, send the next one",
+                                headers={"Retry-After": "1"})
         image_bytes = parse_frame_payload(body.frame, self.cfg.max_frame_bytes)
         inspect_image_header(image_bytes, self.cfg.max_frame_pixels)
         validated = time.perf_counter()
 
-        face_call = self.face_gaze.analyze.remote(image_bytes)
-        objects_call = self.object_detector.detect.remote(image_bytes)
+        self.inflight_frames += 1
         try:
-            face, objects = await asyncio.wait_for(
-                asyncio.gather(face_call, objects_call), timeout=self.cfg.model_timeout_s
-            )
-        except asyncio.TimeoutError:
-            raise HTTPException(503, f"models did not answer within {self.cfg.model_timeout_s} s") from None
+            face, objects = await self._run_models(image_bytes)
+        finally:
+            self.inflight_frames -= 1
         for part in (face, objects):
             if "error" in part:
                 raise FrameError(part["error"], part.get("status", 422))
@@ -232,7 +322,9 @@ class Ingress:
         )
 
     @app.post("/end-session", response_model=EndSessionResponse)
-    async def end_session(self, body: EndSessionRequest) -> EndSessionResponse:
+    async def end_session(self, body: EndSessionRequest, authorization: str | None = Header(None),
+                          x_api_key: str | None = Header(None)) -> EndSessionResponse:
+        self._require_integrator(authorization, x_api_key)
         session_id = _check_session_id(body.session_id)
         self._open_session_actor(session_id)
         if not self.store.claim_for_ending(session_id):
@@ -243,53 +335,110 @@ class Ingress:
         except BaseException:
             self.store.reopen(session_id)  # nothing lost: the session can be ended again
             raise
+        self.rate_limiter.forget(session_id)
         logger.info("session %s ended: %s", session_id, summary["verdict"])
         return EndSessionResponse(session_id=session_id, report_url=f"/sessions/{session_id}/report.html", **summary)
 
     # ---- sessions and reports -----------------------------------------------------------------
     @app.get("/sessions/{session_id}")
-    async def session_state(self, session_id: str) -> dict[str, Any]:
+    async def session_state(self, session_id: str, authorization: str | None = Header(None),
+                            x_api_key: str | None = Header(None)) -> dict[str, Any]:
         """Live state of an open session (from its actor), or the summary of an ended one."""
-        session_id = _check_session_id(session_id)
-        record = self._record(session_id)
+        session_id, record = self._integrator_session(session_id, authorization, x_api_key)
         base = {k: record[k] for k in ("session_id", "candidate_id", "status", "started_at", "ended_at", "verdict")}
         if record["status"] == "open":
             return {**base, **(await self._call(session_id, "state"))}
         return {**base, **(record["summary"] or {})}
 
     @app.get("/sessions/{session_id}/report")
-    async def report(self, session_id: str) -> dict[str, Any]:
-        session_id = _check_session_id(session_id)
-        self._record(session_id)
+    async def report(self, session_id: str, authorization: str | None = Header(None),
+                     x_api_key: str | None = Header(None)) -> dict[str, Any]:
+        session_id, _ = self._integrator_session(session_id, authorization, x_api_key)
         return await asyncio.to_thread(build_report, self.store, session_id)
 
     @app.get("/sessions/{session_id}/report.html", response_class=HTMLResponse)
-    async def report_html(self, session_id: str) -> HTMLResponse:
-        session_id = _check_session_id(session_id)
-        self._record(session_id)
+    async def report_html(self, session_id: str, authorization: str | None = Header(None),
+                          x_api_key: str | None = Header(None)) -> HTMLResponse:
+        session_id, _ = self._integrator_session(session_id, authorization, x_api_key)
         report = await asyncio.to_thread(build_report, self.store, session_id)
         return HTMLResponse(render_report_html(report))
 
     @app.get("/sessions/{session_id}/events/{event_id}/evidence.jpg")
-    async def evidence(self, session_id: str, event_id: str) -> Response:
-        session_id = _check_session_id(session_id)
-        self._record(session_id)
+    async def evidence(self, session_id: str, event_id: str, authorization: str | None = Header(None),
+                       x_api_key: str | None = Header(None)) -> Response:
+        session_id, _ = self._integrator_session(session_id, authorization, x_api_key)
         jpeg = self.store.evidence(session_id, event_id)
         if jpeg is None:
             raise HTTPException(404, f"no evidence for event {event_id!r} in session {session_id}")
         return Response(content=jpeg, media_type="image/jpeg")
 
     @app.delete("/sessions/{session_id}")
-    async def delete_session(self, session_id: str) -> dict[str, Any]:
+    async def delete_session(self, session_id: str, authorization: str | None = Header(None),
+                             x_api_key: str | None = Header(None)) -> dict[str, Any]:
         """Remove every trace of a session: its actor, observations, events and evidence."""
-        session_id = _check_session_id(session_id)
-        self._record(session_id)
+        session_id, _ = self._integrator_session(session_id, authorization, x_api_key)
         self._kill_actor(session_id)
         self.store.delete(session_id)
         logger.info("session %s deleted", session_id)
         return {"session_id": session_id, "deleted": True}
 
     # ---- internals ----------------------------------------------------------------------------
+    def _require_integrator(self, authorization: str | None, x_api_key: str | None) -> None:
+        if not self.api_keys:
+            return  # auth off (warned loudly at start)
+        presented = x_api_key or bearer(authorization)
+        if not presented:
+            raise AuthError("missing API key: send Authorization: Bearer <key> or X-API-Key")
+        if not key_matches(presented, self.api_keys):
+            raise AuthError("invalid API key")
+
+    def _require_frame_access(self, session_id: str, authorization: str | None, x_api_key: str | None,
+                              x_session_token: str | None) -> None:
+        """The integrator's API key, or the session token of this very session."""
+        if not self.api_keys:
+            return
+        presented = x_session_token or x_api_key or bearer(authorization)
+        if not presented:
+            raise AuthError("missing credentials: send the session token as Authorization: Bearer <token>")
+        if key_matches(presented, self.api_keys):
+            return
+        claims = verify_token(self.token_secret, presented)
+        if claims.session_id != session_id:
+            raise AuthError("this session token belongs to another session", 403)
+
+    async def _run_models(self, image_bytes: bytes) -> tuple[dict, dict]:
+        """Both models, concurrently, within `model_timeout_s`. A replica that dies mid-call (Serve
+        replaces it) gets one retry while time remains; otherwise the answer names the stage."""
+        deadline = time.monotonic() + self.cfg.model_timeout_s
+
+        async def call(name: str, handle_method) -> dict:
+            for attempt in (1, 2):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    return await asyncio.wait_for(handle_method.remote(image_bytes), timeout=remaining)
+                except asyncio.TimeoutError:
+                    break
+                except BackPressureError:
+                    raise HTTPException(503, f"{name} is saturated: frame refused, send the next one",
+                                        headers={"Retry-After": "1"}) from None
+                except RayActorError:
+                    logger.warning("%s replica died mid-frame (attempt %d)", name, attempt)
+                    await asyncio.sleep(0.2)
+            raise HTTPException(503, f"{name} did not answer within {self.cfg.model_timeout_s:g} s",
+                                headers={"Retry-After": "2"})
+
+        return await asyncio.gather(call("face_gaze", self.face_gaze.analyze),
+                                    call("object_detector", self.object_detector.detect))
+
+    def _integrator_session(self, session_id: str, authorization: str | None,
+                            x_api_key: str | None) -> tuple[str, dict[str, Any]]:
+        """For the integrator's per-session calls: key checked, id valid, session known."""
+        self._require_integrator(authorization, x_api_key)
+        session_id = _check_session_id(session_id)
+        return session_id, self._record(session_id)
+
     def _record(self, session_id: str) -> dict[str, Any]:
         record = self.store.get(session_id)
         if record is None:

@@ -29,10 +29,12 @@ def jpeg_b64(image: np.ndarray) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--api-key", default=os.environ.get("PROCTOR_API_KEY"), help="when auth is on")
     parser.add_argument("--fps", type=float, default=5.0)
     opts = parser.parse_args()
 
-    with httpx.Client(base_url=opts.url, timeout=60) as client:
+    headers = {"Authorization": f"Bearer {opts.api_key}"} if opts.api_key else {}
+    with httpx.Client(base_url=opts.url, timeout=60, headers=headers) as client:
         session_id = client.post("/start-session", json={"candidate_id": "demo"}).raise_for_status().json()["session_id"]
         capture = cv2.VideoCapture(str(FIXTURES / "videos" / "webcam_gaze_center_left_center.mp4"))
         capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)

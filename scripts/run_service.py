@@ -18,6 +18,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def has_api_keys(config: dict) -> bool:
+    apps = config.get("applications", [])
+    in_config = any((a.get("args", {}).get("auth") or {}).get("api_keys") for a in apps)
+    return bool(in_config or os.environ.get("PROCTOR_API_KEYS", "").strip())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", default=str(ROOT / "config" / "serve.yaml"))
@@ -27,13 +33,18 @@ def main() -> int:
 
     with open(opts.config) as f:
         config = yaml.safe_load(f)
-    config.setdefault("http_options", {}).update(host=opts.host, port=opts.port)
+    host = opts.host
+    if host not in ("127.0.0.1", "localhost", "::1") and not has_api_keys(config):
+        print(f"Proctor: WARNING: no API keys configured (auth.api_keys or $PROCTOR_API_KEYS): binding "
+              f"127.0.0.1 instead of {host}, so nobody else can reach an unauthenticated service.", flush=True)
+        host = "127.0.0.1"
+    config.setdefault("http_options", {}).update(host=host, port=opts.port)
     run_dir = Path(tempfile.mkdtemp(prefix="proctor-run-"))
     effective = run_dir / "serve.yaml"
     effective.write_text(yaml.safe_dump(config, sort_keys=False))
 
     serve_cli = Path(sys.executable).parent / "serve"
-    print(f"Proctor: serving {opts.config} at http://{opts.host}:{opts.port} (Ctrl-C stops it)", flush=True)
+    print(f"Proctor: serving {opts.config} at http://{host}:{opts.port} (Ctrl-C stops it)", flush=True)
     # serve run's ray.init() starts a local Ray cluster and shuts it down when serve run exits.
     # Its own session: the terminal's Ctrl-C reaches only us, and we forward exactly one SIGINT,
     # so a second signal cannot interrupt Serve's shutdown halfway.

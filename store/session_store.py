@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS events (
     data       TEXT NOT NULL,
     PRIMARY KEY (session_id, event_id)
 );
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS evidence (
     session_id TEXT NOT NULL,
     event_id   TEXT NOT NULL,
@@ -120,6 +124,14 @@ class SessionStore:
         record = dict(zip(keys, rows[0]))
         record["summary"] = json.loads(record["summary"]) if record["summary"] else None
         return record
+
+    def setting(self, key: str, default: str) -> str:
+        """A shared value: the stored one, or `default` stored now (the first writer wins)."""
+        self._write([("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, default))])
+        return self._read("SELECT value FROM settings WHERE key = ?", (key,))[0][0]
+
+    def open_session_count(self) -> int:
+        return self._read("SELECT COUNT(*) FROM sessions WHERE status IN ('open', 'ending')")[0][0]
 
     def set_clock_offset(self, session_id: str, offset: float) -> None:
         self._write([("UPDATE sessions SET clock_offset = ? WHERE session_id = ?", (offset, session_id))])

@@ -46,6 +46,13 @@ def frame_b64(name: str) -> str:
     return base64.b64encode(image_bytes(name)).decode()
 
 
+def start_session(client, candidate_id: str = "12345") -> dict:
+    """POST /start-session through an httpx client; the answer's body (asserted 200)."""
+    r = client.post("/start-session", json={"candidate_id": candidate_id})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def jittered_frame_b64(name: str, seed: int) -> str:
     """The photo as a live camera would send it again: faint sensor noise, re-encoded. (Sending the
     same bytes twice is a frozen camera, which the service rightly refuses to judge.)"""
@@ -63,6 +70,11 @@ def shared_weights_path() -> str:
 
 
 IDLE_TIMEOUT_S = 20
+MAX_OPEN_SESSIONS = 12  # reached well within IDLE_TIMEOUT_S, so the reaper cannot interfere
+TEST_API_KEY = "test-integrator-key-0123456789"
+OTHER_API_KEY = "rotated-integrator-key-9876543210"
+TEST_TOKEN_SECRET = "test-token-secret"
+AUTH = {"Authorization": f"Bearer {TEST_API_KEY}"}
 
 
 def _free_port() -> int:
@@ -89,6 +101,9 @@ def serve_app():
     # Short enough for a test to watch a session go idle, long enough for no other test to.
     args["ingress"]["idle_timeout_s"] = IDLE_TIMEOUT_S
     args["ingress"]["reaper_interval_s"] = 1
+    args["ingress"]["max_open_sessions"] = MAX_OPEN_SESSIONS
+    args["auth"]["api_keys"] = [TEST_API_KEY, OTHER_API_KEY]  # two valid at once: rotation
+    args["auth"]["token_secret"] = TEST_TOKEN_SECRET
     port = _free_port()
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp / "ray"), namespace="serve",
              log_to_driver=False)

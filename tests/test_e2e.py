@@ -7,22 +7,21 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import frame_b64, image_bytes, jittered_frame_b64, needs_fixtures, needs_models
+from tests.conftest import AUTH, start_session, frame_b64, image_bytes, jittered_frame_b64, needs_fixtures, needs_models
 
 pytestmark = [needs_fixtures, needs_models]
 
 
 @pytest.fixture(scope="module")
 def client(serve_app):
-    with httpx.Client(base_url=serve_app["url"], timeout=60) as c:
+    with httpx.Client(base_url=serve_app["url"], timeout=60, headers=AUTH) as c:
         yield c
 
 
 def start(client) -> str:
-    r = client.post("/start-session", json={"candidate_id": "12345"})
-    assert r.status_code == 200, r.text
-    body = r.json()
+    body = start_session(client)
     assert body["message"] == "Session started" and isinstance(body["timestamp"], float)
+    assert body["session_token"] and body["token_expires_at"] > body["timestamp"]
     return str(uuid.UUID(body["session_id"]))
 
 

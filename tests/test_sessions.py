@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import FIXTURES, IDLE_TIMEOUT_S, jittered_frame_b64, needs_fixtures, needs_models
+from tests.conftest import AUTH, start_session, FIXTURES, IDLE_TIMEOUT_S, jittered_frame_b64, needs_fixtures, needs_models
 
 pytestmark = [needs_fixtures, needs_models]
 
@@ -20,14 +20,12 @@ EYES_LEFT_FROM, EYES_LEFT_TO = 136, 240  # MANIFEST.md: eyes turn toward image-l
 
 @pytest.fixture(scope="module")
 def client(serve_app):
-    with httpx.Client(base_url=serve_app["url"], timeout=120) as c:
+    with httpx.Client(base_url=serve_app["url"], timeout=120, headers=AUTH) as c:
         yield c
 
 
 def start(client) -> str:
-    r = client.post("/start-session", json={"candidate_id": "c-42"})
-    assert r.status_code == 200, r.text
-    return r.json()["session_id"]
+    return start_session(client, "c-42")["session_id"]
 
 
 def send(client, session_id, frame_b64, timestamp=None) -> dict:

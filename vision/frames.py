@@ -17,7 +17,7 @@ import numpy as np
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?),", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 
-SUPPORTED_FORMATS = ("JPEG", "PNG")
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP")
 
 
 class FrameError(ValueError):
@@ -30,7 +30,7 @@ class FrameError(ValueError):
 
 @dataclass(frozen=True)
 class ImageHeader:
-    format: str  # "JPEG" or "PNG"
+    format: str  # "JPEG", "PNG" or "WEBP"
     width: int
     height: int
 
@@ -76,9 +76,9 @@ def inspect_image_header(data: bytes, max_pixels: int) -> ImageHeader:
     except Image.DecompressionBombError:
         raise FrameError(f"frame has too many pixels (limit {max_pixels})", 413) from None
     except Exception:  # noqa: BLE001 - any failure to identify (plugins raise their own) is "not an image"
-        raise FrameError("frame is not an image: expected JPEG or PNG bytes", 422) from None
+        raise FrameError("frame is not an image: expected JPEG, PNG or WebP bytes", 422) from None
     if fmt not in SUPPORTED_FORMATS:
-        raise FrameError(f"frame format {fmt} is not supported: send JPEG or PNG", 422)
+        raise FrameError(f"frame format {fmt} is not supported: send JPEG, PNG or WebP", 422)
     if width <= 0 or height <= 0:
         raise FrameError("frame has zero width or height", 422)
     if width * height > max_pixels:

@@ -1,0 +1,220 @@
+"""`make soak`: a bounded soak on loopback. K sessions send real webcam frames at F frames/s for a set
+time, then end; reports errors, p50/p95 latency over time, and the memory of every Ray process at
+the start (after warm-up) and at the end. Stops by itself.
+
+    python bench/soak.py                                  # 20 sessions x 2 frames/s x 600 s, own app
+    python bench/soak.py --sessions 3 --fps 1 --duration 30
+    python bench/soak.py --url http://127.0.0.1:8000 --api-key KEY   # against a running service
+
+Each session behaves like a browser: one frame in flight at a time, a new one every 1/F s; when the
+previous answer has not come back, that tick is skipped (counted), not queued. Without --url it
+starts the app itself (config/serve.yaml, a temp store, the shared test weights when present) on a
+Ray of its own, and stops it after.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def clip_frames(limit: int = 240) -> list[str]:
+    import cv2
+
+    fixtures = Path(os.environ.get("PROCTOR_TEST_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+    capture = cv2.VideoCapture(str(fixtures / "videos" / "webcam_gaze_center.mp4"))
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    frames = []
+    while len(frames) < limit:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(base64.b64encode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1]).decode())
+    capture.release()
+    if not frames:
+        raise SystemExit("could not read the webcam clip from the fixtures")
+    return frames
+
+
+def ray_memory_mib() -> dict[str, float]:
+    """RSS of every Ray process on this machine, by process title (ray::ServeReplica:..., raylet...)."""
+    import psutil
+
+    memory: dict[str, float] = {}
+    for proc in psutil.process_iter(["pid", "cmdline", "memory_info", "name"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if not proc.info["memory_info"] or ("ray" not in cmd and "gcs_server" not in cmd):
+                continue
+            if "soak.py" in cmd or "pytest" in cmd:
+                continue
+            # Ray retitles workers with the task they run ("ray::ServeReplica:proctor:Ingress.handle_request"):
+            # keep the actor part only, so a process is the same row at the start and at the end.
+            title = cmd.split()[0].split(".")[0] if cmd.startswith("ray::") else (proc.info["name"] or "?")
+            memory[title] = memory.get(title, 0.0) + proc.info["memory_info"].rss / 2**20
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return {k: round(v, 1) for k, v in sorted(memory.items())}
+
+
+async def session_loop(client, frames, fps, duration, offset, records, skipped, ends):
+    r = await client.post("/start-session", json={"candidate_id": f"soak-{offset}"})
+    r.raise_for_status()
+    session = r.json()
+    headers = {"Authorization": f"Bearer {session['session_token']}"}
+    started = time.monotonic()
+    tick, in_flight = 0, None
+
+    async def send(index: int, capture_time: float):
+        sent = time.monotonic()
+        try:
+            resp = await client.post("/analyze-frame", headers=headers, json={
+                "session_id": session["session_id"], "frame": frames[index % len(frames)], "timestamp": capture_time})
+            status = resp.status_code
+        except Exception as exc:  # noqa: BLE001 - a soak counts every failure, of any kind
+            status = type(exc).__name__
+        records.append((sent - RUN_START, time.monotonic() - sent, status))
+
+    while (now := time.monotonic() - started) < duration:
+        if in_flight is None or in_flight.done():
+            in_flight = asyncio.create_task(send(offset * 7 + tick, now))
+        else:
+            skipped.append(1)
+        tick += 1
+        await asyncio.sleep(max(0.0, started + tick / fps - time.monotonic()))
+    if in_flight is not None:
+        await in_flight
+    end = await client.post("/end-session", json={"session_id": session["session_id"]})
+    ends.append(end.status_code)
+
+
+RUN_START = 0.0
+
+
+async def run_load(url: str, api_key: str | None, sessions: int, fps: float, duration: float,
+                   warmup: float) -> dict:
+    import httpx
+
+    global RUN_START
+    frames = clip_frames()
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    records, skipped, ends = [], [], []
+    limits = httpx.Limits(max_connections=sessions * 2 + 4)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as client:
+        RUN_START = time.monotonic()
+        loops = [asyncio.create_task(session_loop(client, frames, fps, duration, i, records, skipped, ends))
+                 for i in range(sessions)]
+        await asyncio.sleep(warmup)
+        memory_start = await asyncio.to_thread(ray_memory_mib)
+        # the end sample is taken while the sessions are still open, so the same processes compare
+        await asyncio.sleep(max(0.0, RUN_START + duration - 1.0 - time.monotonic()))
+        memory_end = await asyncio.to_thread(ray_memory_mib)
+        await asyncio.gather(*loops)
+    return summarize(records, skipped, ends, memory_start, memory_end,
+                     {"sessions": sessions, "fps": fps, "duration_s": duration, "warmup_s": warmup, "url": url})
+
+
+def summarize(records, skipped, ends, memory_start, memory_end, params) -> dict:
+    statuses = Counter(str(s) for _, _, s in records)
+    buckets = {}
+    for sent, latency, status in records:
+        if status == 200:
+            buckets.setdefault(int(sent // 30) * 30, []).append(latency * 1000)
+
+    def pct(values, q):
+        values = sorted(values)
+        return round(values[min(len(values) - 1, int(q * (len(values) - 1)))], 1)
+
+    over_time = [{"from_s": start, "frames": len(v), "p50_ms": pct(v, 0.5), "p95_ms": pct(v, 0.95)}
+                 for start, v in sorted(buckets.items())]
+    total_start, total_end = sum(memory_start.values()), sum(memory_end.values())
+    growth = {k: round(100 * (memory_end.get(k, 0) - v) / v, 1) for k, v in memory_start.items() if v > 0}
+    ok = [lat for _, lat, s in records if s == 200]
+    return {
+        "params": params,
+        "requests": len(records),
+        "statuses": dict(statuses),
+        "server_errors_other_than_refusals": sum(n for s, n in statuses.items() if s.isdigit() and int(s) >= 500 and s != "503")
+        + sum(n for s, n in statuses.items() if not s.isdigit()),
+        "refused_503": statuses.get("503", 0),
+        "rate_limited_429": statuses.get("429", 0),
+        "skipped_ticks": len(skipped),
+        "ended_sessions": Counter(ends),
+        "achieved_frames_per_s": round(len(ok) / params["duration_s"], 2),
+        "latency_ms": {"p50": pct([x * 1000 for x in ok], 0.5) if ok else None,
+                       "p95": pct([x * 1000 for x in ok], 0.95) if ok else None},
+        "latency_over_time": over_time,
+        "memory_mib_start": memory_start,
+        "memory_mib_end": memory_end,
+        "memory_total_mib": {"start": round(total_start, 1), "end": round(total_end, 1),
+                             "growth_pct": round(100 * (total_end - total_start) / total_start, 1) if total_start else None},
+        "memory_growth_pct_by_process": growth,
+    }
+
+
+def start_own_app():
+    import socket
+
+    import ray
+    from ray import serve
+
+    from graph import build_app_with_options, load_args, load_deployment_options
+
+    tmp = Path(tempfile.mkdtemp(prefix="proctor-soak-"))
+    args = load_args()
+    shared = Path(os.environ.get("PROCTOR_TEST_MODELS", ROOT.parent / "shared" / "models")) / "yolov8n_coco_dequant.pt"
+    if not (ROOT / args["detector"]["weights"]).exists() and shared.exists():
+        args["detector"]["weights"] = str(shared)
+    args["ingress"]["store_path"] = str(tmp / "sessions.sqlite3")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp / "ray"), namespace="serve", log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app_with_options(args, load_deployment_options()), name="proctor", route_prefix="/")
+    return f"http://127.0.0.1:{port}", tmp
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="a running service (default: start one)")
+    parser.add_argument("--api-key", default=os.environ.get("PROCTOR_API_KEY"))
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--fps", type=float, default=2.0)
+    parser.add_argument("--duration", type=float, default=600.0)
+    parser.add_argument("--warmup", type=float, default=None, help="seconds before the start memory sample")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "soak.json")
+    opts = parser.parse_args()
+    warmup = opts.warmup if opts.warmup is not None else min(60.0, opts.duration / 5)
+
+    url, tmp = (opts.url, None) if opts.url else start_own_app()
+    try:
+        report = asyncio.run(run_load(url, opts.api_key, opts.sessions, opts.fps, opts.duration, warmup))
+    finally:
+        if tmp is not None:
+            import shutil
+
+            import ray
+            from ray import serve
+
+            serve.shutdown()
+            ray.shutdown()
+            shutil.rmtree(tmp, ignore_errors=True)
+    report["command"] = "python bench/soak.py " + " ".join(sys.argv[1:])
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    opts.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
