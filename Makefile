@@ -12,9 +12,11 @@ WITH_ENV := if [ -f $(OFFLINE_ENV) ]; then source $(OFFLINE_ENV); fi;
 
 install: $(VENV)/.installed models/yolov8n.pt
 
+# pip reaches the package registries by design: keep the offline network guard (a sitecustomize
+# on PYTHONPATH, for Ray, ultralytics and the tests) out of the install.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test]'
+	env -u PYTHONPATH $(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
 models/yolov8n.pt:
