@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 OFFLINE_ENV := ../shared/tools/offline-env.sh
 WITH_ENV := if [ -f $(OFFLINE_ENV) ]; then source $(OFFLINE_ENV); fi;
 
-.PHONY: install run test eval soak bench-latency clean
+.PHONY: install run test eval soak bench bench-latency clean
 
 install: $(VENV)/.installed models/yolov8n.pt
 
@@ -35,6 +35,10 @@ eval: install
 # Bounded soak on loopback (20 sessions x 2 frames/s x 10 min by default; SOAK_ARGS to change)
 soak: install
 	$(WITH_ENV) $(PY) bench/soak.py $(SOAK_ARGS)
+
+# Proctor vs the one-process baseline, interleaved -> docs/PERFORMANCE.md (BENCH_ARGS=--quick: < 2 min)
+bench: install
+	$(WITH_ENV) $(PY) bench/load.py $(BENCH_ARGS)
 
 # Median latency of /analyze-frame on a running service (make run in another shell first).
 bench-latency: install
