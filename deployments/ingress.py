@@ -258,7 +258,7 @@ class Ingress:
         started = time.perf_counter()
         session_id = _check_session_id(body.session_id)
         self._require_frame_access(session_id, authorization, x_api_key, x_session_token)
-        actor = self._open_session_actor(session_id)
+        self._open_session_actor(session_id)  # 404 / 409 before any work
         allowed, wait = self.rate_limiter.allow(session_id, time.monotonic())
         if not allowed:
             raise HTTPException(429, f"over {self.cfg.max_fps_per_session:g} frames/s for this session",
