@@ -52,7 +52,7 @@ class IngressConfig(BaseModel):
     max_body_bytes: int = Field(6 * 1024 * 1024, ge=1024)
     max_fps_per_session: float = Field(10.0, gt=0)
     fps_burst: float = Field(10.0, ge=1)
-    max_open_sessions: int = Field(200, ge=1)
+    max_open_sessions: int = Field(100, ge=1)
     max_inflight_frames: int = Field(6, ge=1)
 
 
