@@ -7,13 +7,14 @@ No `from __future__ import annotations` here: FastAPI must resolve the request m
 
 import asyncio
 import logging
+import struct
 import threading
 import time
 import uuid
 from typing import Any
 
 import ray
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Request, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from ray import serve
@@ -268,58 +269,77 @@ class Ingress:
             raise HTTPException(503, "detectors are saturated: frame refused, send the next one",
                                 headers={"Retry-After": "1"})
         image_bytes = parse_frame_payload(body.frame, self.cfg.max_frame_bytes)
-        inspect_image_header(image_bytes, self.cfg.max_frame_pixels)
-        validated = time.perf_counter()
+        return await self._process_frame(session_id, image_bytes, body.timestamp, arrival, started)
 
-        self.inflight_frames += 1
+    @app.websocket("/sessions/{session_id}/stream")
+    async def stream(self, websocket: WebSocket, session_id: str, token: str | None = None):
+        """Frames in as binary messages (8-byte big-endian float64 capture time, then the JPEG/PNG/WebP
+        bytes), one JSON result out per analysed frame, with the fields of /analyze-frame plus
+        `dropped`: when frames arrive faster than the service analyses them, only the newest waiting
+        frame is kept, so the client never builds seconds of backlog. Credentials: `?token=` (the
+        session token or an API key; browsers cannot set headers on a WebSocket) or the headers."""
+        await websocket.accept()
         try:
-            face, objects = await self._run_models(image_bytes)
-        finally:
-            self.inflight_frames -= 1
-        for part in (face, objects):
-            if "error" in part:
-                raise FrameError(part["error"], part.get("status", 422))
-        models_done = time.perf_counter()
+            session_id = _check_session_id(session_id)
+            self._require_frame_access(session_id, websocket.headers.get("authorization"),
+                                       websocket.headers.get("x-api-key"), token)
+            self._open_session_actor(session_id)
+        except (AuthError, HTTPException) as exc:
+            detail = exc.detail if isinstance(exc, HTTPException) else str(exc)
+            await websocket.close(code=1008, reason=str(detail)[:120])
+            return
+        latest: list = []  # the newest frame waiting: at most one
+        dropped = 0
+        arrived = asyncio.Event()
+        closed = False
 
-        # If the actor dies mid-call and the frame was stored before the crash, the retry is a
-        # duplicate (same capture time, same pixels) and is not scored twice.
-        risk = await self._call(session_id, "observe", image_bytes, face, objects["objects"], body.timestamp, arrival)
-        done = time.perf_counter()
-        usable = risk["usable"]
-        expression = face.get("expression")
-        if expression is not None:
-            expression = {**expression, "talking": risk["talking"]}
-        return AnalyzeFrameResponse(
-            session_id=session_id,
-            cheating=risk["cheating"],
-            risk_score=risk["risk_score"],
-            attention=risk["attention"],
-            gaze=(risk["calibrated_gaze"] or face["gaze"]) if usable else "unknown",
-            faces=face["faces"],
-            presence=("present" if face["faces"] else "absent") if usable else "unknown",
-            objects=objects["objects"],
-            events=risk["open_events"],
-            events_opened=risk["opened"],
-            events_closed=risk["closed"],
-            head_pose=face.get("head_pose"),
-            expression=expression,
-            frame_quality={"usable": usable, "issues": risk["frame_quality_issues"],
-                           **{k: v for k, v in (face.get("quality") or {}).items()
-                              if k in ("brightness", "contrast", "sharpness")}},
-            gaze_ratio=face.get("gaze_ratio"),
-            frame_time=risk["frame_time"],
-            calibration=risk["calibration"],
-            late=risk["late"],
-            duplicate=risk["duplicate"],
-            latency_ms={
-                "validate": round((validated - started) * 1000, 2),
-                "face_gaze": face.get("latency_ms", 0.0),
-                "object_detector": objects.get("latency_ms", 0.0),
-                "models_wall": round((models_done - validated) * 1000, 2),
-                "risk": round((done - models_done) * 1000, 2),
-                "total": round((done - started) * 1000, 2),
-            },
-        )
+        async def receive():
+            nonlocal dropped, closed
+            try:
+                while True:
+                    message = await websocket.receive_bytes()
+                    if latest:
+                        dropped += 1  # replaced before it was analysed
+                    latest[:] = [(message, time.time(), time.perf_counter())]
+                    arrived.set()
+            except Exception:  # noqa: BLE001 - any disconnect ends the stream
+                closed = True
+                arrived.set()
+
+        reader = asyncio.create_task(receive())
+        try:
+            while True:
+                await arrived.wait()
+                arrived.clear()
+                if closed and not latest:
+                    break
+                if not latest:
+                    continue
+                (message, arrival, started), = latest
+                latest.clear()
+                reported, dropped = dropped, 0
+                try:
+                    if len(message) < 9:
+                        raise FrameError("a stream message is 8 bytes of capture time, then the image", 400)
+                    capture_time = struct.unpack(">d", message[:8])[0]
+                    if len(message) - 8 > self.cfg.max_frame_bytes:
+                        raise FrameError(f"frame is too large: over {self.cfg.max_frame_bytes} bytes", 413)
+                    result = await self._process_frame(session_id, message[8:], capture_time, arrival, started)
+                    payload = {**result.model_dump(), "dropped": reported}
+                except (FrameError, HTTPException) as exc:
+                    status = exc.status if isinstance(exc, FrameError) else exc.status_code
+                    detail = str(exc) if isinstance(exc, FrameError) else exc.detail
+                    payload = {"error": detail, "status": status, "dropped": reported}
+                    if status == 409:  # the session ended: nothing more to analyse
+                        await websocket.send_json(payload)
+                        break
+                await websocket.send_json(payload)
+        finally:
+            reader.cancel()
+            try:
+                await websocket.close()
+            except Exception:  # noqa: BLE001 - already closed by the client
+                pass
 
     @app.post("/end-session", response_model=EndSessionResponse)
     async def end_session(self, body: EndSessionRequest, authorization: str | None = Header(None),
@@ -383,6 +403,62 @@ class Ingress:
         return {"session_id": session_id, "deleted": True}
 
     # ---- internals ----------------------------------------------------------------------------
+    async def _process_frame(self, session_id: str, image_bytes: bytes, timestamp: float | None,
+                             arrival: float, started: float) -> AnalyzeFrameResponse:
+        """One frame through the models and the session's actor (shared by HTTP and the stream)."""
+        inspect_image_header(image_bytes, self.cfg.max_frame_pixels)
+        validated = time.perf_counter()
+
+        self.inflight_frames += 1
+        try:
+            face, objects = await self._run_models(image_bytes)
+        finally:
+            self.inflight_frames -= 1
+        for part in (face, objects):
+            if "error" in part:
+                raise FrameError(part["error"], part.get("status", 422))
+        models_done = time.perf_counter()
+
+        # If the actor dies mid-call and the frame was stored before the crash, the retry is a
+        # duplicate (same capture time, same pixels) and is not scored twice.
+        risk = await self._call(session_id, "observe", image_bytes, face, objects["objects"], timestamp, arrival)
+        done = time.perf_counter()
+        usable = risk["usable"]
+        expression = face.get("expression")
+        if expression is not None:
+            expression = {**expression, "talking": risk["talking"]}
+        return AnalyzeFrameResponse(
+            session_id=session_id,
+            cheating=risk["cheating"],
+            risk_score=risk["risk_score"],
+            attention=risk["attention"],
+            gaze=(risk["calibrated_gaze"] or face["gaze"]) if usable else "unknown",
+            faces=face["faces"],
+            presence=("present" if face["faces"] else "absent") if usable else "unknown",
+            objects=objects["objects"],
+            events=risk["open_events"],
+            events_opened=risk["opened"],
+            events_closed=risk["closed"],
+            head_pose=face.get("head_pose"),
+            expression=expression,
+            frame_quality={"usable": usable, "issues": risk["frame_quality_issues"],
+                           **{k: v for k, v in (face.get("quality") or {}).items()
+                              if k in ("brightness", "contrast", "sharpness")}},
+            gaze_ratio=face.get("gaze_ratio"),
+            frame_time=risk["frame_time"],
+            calibration=risk["calibration"],
+            late=risk["late"],
+            duplicate=risk["duplicate"],
+            latency_ms={
+                "validate": round((validated - started) * 1000, 2),
+                "face_gaze": face.get("latency_ms", 0.0),
+                "object_detector": objects.get("latency_ms", 0.0),
+                "models_wall": round((models_done - validated) * 1000, 2),
+                "risk": round((done - models_done) * 1000, 2),
+                "total": round((done - started) * 1000, 2),
+            },
+        )
+
     def _require_integrator(self, authorization: str | None, x_api_key: str | None) -> None:
         if not self.api_keys:
             return  # auth off (warned loudly at start)
