@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.exceptions import RayActorError
+from ray.serve import metrics
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
@@ -222,6 +223,16 @@ class Ingress:
                            "session. Keep it on 127.0.0.1, or configure keys.\n" + "=" * 72)
         self.rate_limiter = FrameRateLimiter(self.cfg.max_fps_per_session, self.cfg.fps_burst)
         self.inflight_frames = 0
+        # Exported on Ray's Prometheus endpoint (and so the Ray dashboard's metrics view).
+        self.m_frames = metrics.Counter("proctor_frames_total", description="Frames answered, by outcome",
+                                        tag_keys=("outcome",))
+        self.m_stage = metrics.Histogram("proctor_stage_latency_ms", description="Per-stage latency of a frame",
+                                         boundaries=[5, 10, 25, 50, 100, 150, 250, 500, 1000, 2500, 5000],
+                                         tag_keys=("stage",))
+        self.m_events = metrics.Counter("proctor_events_opened_total", description="Risk events opened, by type",
+                                        tag_keys=("type",))
+        self.m_open_sessions = metrics.Gauge("proctor_open_sessions", description="Open sessions (session store)")
+        self.m_open_sessions.set(self.store.open_session_count())
         self._stop = threading.Event()
         threading.Thread(target=self._reaper, name="session-reaper", daemon=True).start()
 
@@ -246,6 +257,7 @@ class Ingress:
         actor = self._actor_for(session_id)
         await actor.state.remote()  # the actor is up before the client sends frames
         expires = now + self.auth.token_ttl_s
+        self.m_open_sessions.set(self.store.open_session_count())
         logger.info("session %s started for candidate %s", session_id, body.candidate_id)
         return StartSessionResponse(session_id=session_id, message="Session started", timestamp=now,
                                     session_token=make_token(self.token_secret, session_id, expires),
@@ -262,10 +274,12 @@ class Ingress:
         self._open_session_actor(session_id)  # 404 / 409 before any work
         allowed, wait = self.rate_limiter.allow(session_id, time.monotonic())
         if not allowed:
+            self.m_frames.inc(tags={"outcome": "rate_limited"})
             raise HTTPException(429, f"over {self.cfg.max_fps_per_session:g} frames/s for this session",
                                 headers={"Retry-After": str(max(1, round(wait + 0.5)))})
         if self.inflight_frames >= self.cfg.max_inflight_frames:
             # Refuse fast rather than queue until every caller times out.
+            self.m_frames.inc(tags={"outcome": "saturated"})
             raise HTTPException(503, "detectors are saturated: frame refused, send the next one",
                                 headers={"Retry-After": "1"})
         image_bytes = parse_frame_payload(body.frame, self.cfg.max_frame_bytes)
@@ -356,6 +370,7 @@ class Ingress:
             self.store.reopen(session_id)  # nothing lost: the session can be ended again
             raise
         self.rate_limiter.forget(session_id)
+        self.m_open_sessions.set(self.store.open_session_count())
         logger.info("session %s ended: %s", session_id, summary["verdict"])
         return EndSessionResponse(session_id=session_id, report_url=f"/sessions/{session_id}/report.html", **summary)
 
@@ -427,6 +442,20 @@ class Ingress:
         expression = face.get("expression")
         if expression is not None:
             expression = {**expression, "talking": risk["talking"]}
+        latency_ms = {
+            "validate": round((validated - started) * 1000, 2),
+            "face_gaze": face.get("latency_ms", 0.0),
+            "object_detector": objects.get("latency_ms", 0.0),
+            "models_wall": round((models_done - validated) * 1000, 2),
+            "risk": round((done - models_done) * 1000, 2),
+            "total": round((done - started) * 1000, 2),
+        }
+        outcome = "late" if risk["late"] else "duplicate" if risk["duplicate"] else "ok" if usable else "unusable"
+        self.m_frames.inc(tags={"outcome": outcome})
+        for stage, ms in latency_ms.items():
+            self.m_stage.observe(ms, tags={"stage": stage})
+        for kind in risk["opened"]:
+            self.m_events.inc(tags={"type": kind})
         return AnalyzeFrameResponse(
             session_id=session_id,
             cheating=risk["cheating"],
@@ -449,14 +478,7 @@ class Ingress:
             calibration=risk["calibration"],
             late=risk["late"],
             duplicate=risk["duplicate"],
-            latency_ms={
-                "validate": round((validated - started) * 1000, 2),
-                "face_gaze": face.get("latency_ms", 0.0),
-                "object_detector": objects.get("latency_ms", 0.0),
-                "models_wall": round((models_done - validated) * 1000, 2),
-                "risk": round((done - models_done) * 1000, 2),
-                "total": round((done - started) * 1000, 2),
-            },
+            latency_ms=latency_ms,
         )
 
     def _require_integrator(self, authorization: str | None, x_api_key: str | None) -> None:
@@ -586,6 +608,7 @@ class Ingress:
                             continue
                         self._kill_actor(session_id)
                         logger.info("session %s abandoned after %.0f s idle", session_id, self.cfg.idle_timeout_s)
+                self.m_open_sessions.set(self.store.open_session_count())
                 for session_id in self.store.expired_sessions(now - self.cfg.retention_days * 86400):
                     self.store.delete(session_id)
                     logger.info("session %s deleted: past the %g-day retention", session_id, self.cfg.retention_days)

@@ -104,9 +104,9 @@ def serve_app():
     args["ingress"]["max_open_sessions"] = MAX_OPEN_SESSIONS
     args["auth"]["api_keys"] = [TEST_API_KEY, OTHER_API_KEY]  # two valid at once: rotation
     args["auth"]["token_secret"] = TEST_TOKEN_SECRET
-    port = _free_port()
+    port, metrics_port = _free_port(), _free_port()
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp / "ray"), namespace="serve",
-             log_to_driver=False)
+             log_to_driver=False, _metrics_export_port=metrics_port)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_app_with_options(args, load_deployment_options()), name="proctor", route_prefix="/")
@@ -121,7 +121,7 @@ def serve_app():
             time.sleep(0.5)
         else:
             raise RuntimeError("the app did not become healthy within 120 s")
-        yield {"url": url, "args": args, "tmp": tmp, "port": port}
+        yield {"url": url, "args": args, "tmp": tmp, "port": port, "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics"}
     finally:
         try:
             serve.shutdown()
