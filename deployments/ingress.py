@@ -51,6 +51,7 @@ class IngressConfig(BaseModel):
     idle_timeout_s: float = Field(300.0, gt=0)
     reaper_interval_s: float = Field(10.0, gt=0)
     retention_days: float = Field(30.0, gt=0)
+    ending_timeout_s: float = Field(120.0, gt=0)
     max_body_bytes: int = Field(6 * 1024 * 1024, ge=1024)
     max_fps_per_session: float = Field(10.0, gt=0)
     fps_burst: float = Field(10.0, ge=1)
@@ -361,7 +362,7 @@ class Ingress:
         self._require_integrator(authorization, x_api_key)
         session_id = _check_session_id(body.session_id)
         self._open_session_actor(session_id)
-        if not self.store.claim_for_ending(session_id):
+        if not self.store.claim_for_ending(session_id, time.time()):
             self._raise_if_not_open(session_id)
             raise HTTPException(409, f"session {session_id} is being ended")
         try:
@@ -598,7 +599,7 @@ class Ingress:
             try:
                 now = time.time()
                 for session_id in self.store.idle_sessions(now - self.cfg.idle_timeout_s):
-                    if self.store.claim_for_ending(session_id):
+                    if self.store.claim_for_ending(session_id, time.time()):
                         actor = self.sessions.get(session_id) or self._actor_for(session_id)
                         try:
                             ray.get(actor.finish.remote(now, "abandoned"), timeout=60)
@@ -608,6 +609,8 @@ class Ingress:
                             continue
                         self._kill_actor(session_id)
                         logger.info("session %s abandoned after %.0f s idle", session_id, self.cfg.idle_timeout_s)
+                for session_id in self.store.release_stuck_endings(now - self.cfg.ending_timeout_s):
+                    logger.warning("session %s: its end was claimed but never finished; open again", session_id)
                 self.m_open_sessions.set(self.store.open_session_count())
                 for session_id in self.store.expired_sessions(now - self.cfg.retention_days * 86400):
                     self.store.delete(session_id)

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     candidate_id TEXT NOT NULL,
     started_at   REAL NOT NULL,
     status       TEXT NOT NULL DEFAULT 'open',   -- open | ending | ended | abandoned
+    ending_since REAL,                           -- when an end was claimed (to release a stuck one)
     last_seen_at REAL,                           -- server time of the last frame
     clock_offset REAL,                           -- client capture clock -> server time
     ended_at     REAL,
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS evidence (
 """
 
 
-SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a step in _migrate
+SCHEMA_VERSION = 2  # PRAGMA user_version; bump with a step in _migrate
 
 
 def resolve_path(path: str) -> Path:
@@ -92,6 +93,10 @@ class SessionStore:
                     self._conn.execute(f"ALTER TABLE sessions ADD COLUMN {column} {ddl}")
             self._conn.execute("UPDATE sessions SET status = 'ended' WHERE ended_at IS NOT NULL")
             self._conn.execute("UPDATE sessions SET last_seen_at = started_at WHERE last_seen_at IS NULL")
+        if version < 2 and "sessions" in tables:
+            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(sessions)")}
+            if "ending_since" not in columns:
+                self._conn.execute("ALTER TABLE sessions ADD COLUMN ending_since REAL")
 
     def _write(self, statements: list[tuple[str, tuple]]) -> None:
         with self._lock:
@@ -136,15 +141,26 @@ class SessionStore:
     def set_clock_offset(self, session_id: str, offset: float) -> None:
         self._write([("UPDATE sessions SET clock_offset = ? WHERE session_id = ?", (offset, session_id))])
 
-    def claim_for_ending(self, session_id: str) -> bool:
+    def claim_for_ending(self, session_id: str, now: float) -> bool:
         """Atomically move an open session to 'ending'; False when someone else got there first."""
         with self._lock:
             cur = self._conn.execute(
-                "UPDATE sessions SET status = 'ending' WHERE session_id = ? AND status = 'open'", (session_id,))
+                "UPDATE sessions SET status = 'ending', ending_since = ? WHERE session_id = ? AND status = 'open'",
+                (now, session_id))
             return cur.rowcount == 1
 
     def reopen(self, session_id: str) -> None:
-        self._write([("UPDATE sessions SET status = 'open' WHERE session_id = ? AND status = 'ending'", (session_id,))])
+        self._write([("UPDATE sessions SET status = 'open', ending_since = NULL "
+                      "WHERE session_id = ? AND status = 'ending'", (session_id,))])
+
+    def release_stuck_endings(self, claimed_before: float) -> list[str]:
+        """Sessions whose end was claimed long ago and never finished (the claimer died): open again,
+        so the integrator's retry or the idle sweep can end them."""
+        stuck = [r[0] for r in self._read(
+            "SELECT session_id FROM sessions WHERE status = 'ending' AND ending_since < ?", (claimed_before,))]
+        for session_id in stuck:
+            self.reopen(session_id)
+        return stuck
 
     def end(self, session_id: str, ended_at: float, summary: dict[str, Any], status: str = "ended") -> None:
         self._write([("UPDATE sessions SET status = ?, ended_at = ?, verdict = ?, summary = ? WHERE session_id = ?",

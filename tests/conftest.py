@@ -69,7 +69,7 @@ def shared_weights_path() -> str:
     return str(MODELS / "yolov8n_coco_dequant.pt")
 
 
-IDLE_TIMEOUT_S = 20
+IDLE_TIMEOUT_S = 45  # longer than an app redeploy on a loaded 2-core machine (the restart test)
 MAX_OPEN_SESSIONS = 12  # reached well within IDLE_TIMEOUT_S, so the reaper cannot interfere
 TEST_API_KEY = "test-integrator-key-0123456789"
 OTHER_API_KEY = "rotated-integrator-key-9876543210"

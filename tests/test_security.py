@@ -129,17 +129,25 @@ def test_limits_give_clear_errors(client, serve_app):
     client.post("/end-session", json={"session_id": sid})
 
 
-def test_frame_rate_limit_is_429_with_retry_after(client, serve_app):
+def test_frame_rate_limit_is_429_with_retry_after(client, url, serve_app):
     s = start(client)
     burst = int(serve_app["args"]["ingress"]["fps_burst"])
-    statuses = []
-    for i in range(burst + 3):  # faster than 10 frames/s: each call sends the same tiny bad frame
-        r = client.post("/analyze-frame", json={"session_id": s["session_id"], "frame": "////"})
-        statuses.append(r.status_code)
-        if r.status_code == 429:
-            assert int(r.headers["retry-after"]) >= 1 and "frames/s" in r.json()["detail"]
-            break
-    assert statuses[-1] == 429 and statuses.count(429) == 1
+
+    def send(_):  # a tiny bad frame: the limit is checked before any decoding
+        r = httpx.post(f"{url}/analyze-frame", headers=AUTH, timeout=60,
+                       json={"session_id": s["session_id"], "frame": "////"})
+        return r.status_code, r.headers.get("retry-after"), r.json()["detail"]
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(send, range(burst * 3)))
+    elapsed = time.monotonic() - started
+    rate = serve_app["args"]["ingress"]["max_fps_per_session"]
+    limited = [r for r in results if r[0] == 429]
+    assert limited and {r[0] for r in results} <= {422, 429}, results
+    # allowed: the burst, plus what the bucket refilled while the requests were arriving
+    assert len(results) - len(limited) <= burst + rate * elapsed + 1, (len(limited), elapsed)
+    assert all(int(retry) >= 1 and "frames/s" in detail for _, retry, detail in limited)
     client.post("/end-session", json={"session_id": s["session_id"]})
 
 
@@ -247,7 +255,12 @@ def test_schemathesis_finds_no_server_errors(client, url):
     from hypothesis import HealthCheck, given, settings
 
     sid = start(client)["session_id"]
-    assert client.post("/analyze-frame", json={"session_id": sid, "frame": frame(9)}).status_code == 200
+    for attempt in range(5):  # a replica replaced by an earlier test may still be warming up: 503, retry
+        r = client.post("/analyze-frame", json={"session_id": sid, "frame": frame(9)})
+        if r.status_code != 503:
+            break
+        time.sleep(int(r.headers.get("retry-after", "2")))
+    assert r.status_code == 200, r.text
     before = client.get(f"/sessions/{sid}").json()
 
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")

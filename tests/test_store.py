@@ -26,8 +26,8 @@ def test_claim_is_atomic_and_end_and_delete(tmp_path):
     store = SessionStore(str(tmp_path / "s.sqlite3"))
     other = SessionStore(str(tmp_path / "s.sqlite3"))
     store.create("s1", "cand", 100.0)
-    assert store.claim_for_ending("s1") is True
-    assert other.claim_for_ending("s1") is False  # another replica cannot end it twice
+    assert store.claim_for_ending("s1", 150.0) is True
+    assert other.claim_for_ending("s1", 150.0) is False  # another replica cannot end it twice
     store.end("s1", 200.0, {"verdict": "CLEAN"}, status="abandoned")
     record = other.get("s1")
     assert (record["status"], record["verdict"], record["summary"]) == ("abandoned", "CLEAN", {"verdict": "CLEAN"})
@@ -56,3 +56,14 @@ def test_a_first_release_store_is_migrated_with_its_sessions(tmp_path):
     assert store.get("a")["status"] == "ended" and store.get("a")["summary"] == {"verdict": "CLEAN"}
     assert store.get("b")["status"] == "open" and store.get("b")["last_seen_at"] == 30.0
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.claim_for_ending("b", 40.0)  # the v2 column exists after migration
+
+
+def test_an_end_claimed_by_a_replica_that_died_is_released(tmp_path):
+    store = SessionStore(str(tmp_path / "s.sqlite3"))
+    store.create("stuck", "c", 100.0)
+    store.create("ending-now", "c", 100.0)
+    assert store.claim_for_ending("stuck", 200.0) and store.claim_for_ending("ending-now", 390.0)
+    assert store.release_stuck_endings(claimed_before=300.0) == ["stuck"]
+    assert store.get("stuck")["status"] == "open" and store.get("ending-now")["status"] == "ending"
+    assert store.claim_for_ending("stuck", 400.0)  # the integrator's retry can end it now
