@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import platform
@@ -34,24 +33,8 @@ BUDGET_MS = 150.0
 
 
 def webcam_frames(limit: int = 120) -> list[str]:
-    """640x480 JPEGs (the clip's 480x848 frames centre-cropped to 4:3, then resized)."""
-    import cv2
-
-    fixtures = Path(os.environ.get("PROCTOR_TEST_FIXTURES", ROOT.parent / "shared" / "fixtures"))
-    capture = cv2.VideoCapture(str(fixtures / "videos" / "webcam_gaze_center_left_center.mp4"))
-    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
-    frames = []
-    while len(frames) < limit:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        height, width = frame.shape[:2]
-        crop_h = width * 3 // 4
-        top = (height - crop_h) // 2
-        frame = cv2.resize(frame[top:top + crop_h], (640, 480), interpolation=cv2.INTER_AREA)
-        frames.append(base64.b64encode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1]).decode())
-    capture.release()
-    return frames
+    """640x480 JPEGs: the clip's 480x848 frames centre-cropped to 4:3 and resized."""
+    return soak.clip_frames(limit, "webcam_gaze_center_left_center.mp4", size=(640, 480))
 
 
 def free_port() -> int:

@@ -28,21 +28,27 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def clip_frames(limit: int = 240) -> list[str]:
+def clip_frames(limit: int = 240, clip: str = "webcam_gaze_center.mp4",
+                size: tuple[int, int] | None = None) -> list[str]:
+    """Consecutive frames of a fixtures clip as base64 JPEGs (distinct: none looks frozen). With
+    `size`, each frame is centre-cropped to that aspect ratio and resized (e.g. 640x480 webcam)."""
     import cv2
 
+    from vision.evaluation import read_video
+
     fixtures = Path(os.environ.get("PROCTOR_TEST_FIXTURES", ROOT.parent / "shared" / "fixtures"))
-    capture = cv2.VideoCapture(str(fixtures / "videos" / "webcam_gaze_center.mp4"))
-    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     frames = []
-    while len(frames) < limit:
-        ok, frame = capture.read()
-        if not ok:
-            break
+    for _, frame in read_video(fixtures / "videos" / clip, 1):
+        if size is not None:
+            height, width = frame.shape[:2]
+            crop_h = min(height, width * size[1] // size[0])
+            top = (height - crop_h) // 2
+            frame = cv2.resize(frame[top:top + crop_h], size, interpolation=cv2.INTER_AREA)
         frames.append(base64.b64encode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1]).decode())
-    capture.release()
+        if len(frames) == limit:
+            break
     if not frames:
-        raise SystemExit("could not read the webcam clip from the fixtures")
+        raise SystemExit(f"could not read {clip} from the fixtures")
     return frames
 
 
