@@ -12,50 +12,20 @@ memory of the Ray processes on this machine (the serving app) when psutil can se
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def clip_frames(count: int, clip: Path | None) -> list[str]:
-    import cv2
-
-    fixtures = Path(os.environ.get("PROCTOR_TEST_FIXTURES", str(ROOT.parent / "shared" / "fixtures")))
-    capture = cv2.VideoCapture(str(clip or fixtures / "videos" / "webcam_gaze_center.mp4"))
-    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            if not frames:
-                raise SystemExit("could not read the clip")
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            continue
-        frames.append(base64.b64encode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1]).decode())
-    capture.release()
-    return frames
-
-
-def ray_memory_mib() -> dict[str, float]:
-    """RSS of every process whose command line says it belongs to Ray (workers, raylet, gcs...)."""
-    import psutil
-
-    by_kind: dict[str, float] = {}
-    for proc in psutil.process_iter(["cmdline", "memory_info", "name"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if "ray" not in cmd or "frame_latency" in cmd:
-            continue
-        # Ray workers retitle themselves "ray::ServeReplica:proctor:Ingress" and the like.
-        kind = cmd.split()[0].split(".")[0] if cmd.startswith("ray::") else (proc.info["name"] or "?")
-        by_kind[kind] = by_kind.get(kind, 0.0) + proc.info["memory_info"].rss / 2**20
-    return {k: round(v, 1) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])}
+from soak import clip_frames, ray_memory_mib  # noqa: E402  (the soak's clip reader and memory probe)
 
 
 def main() -> None:
@@ -64,10 +34,12 @@ def main() -> None:
     parser.add_argument("--api-key", default=os.environ.get("PROCTOR_API_KEY"), help="when auth is on")
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--clip", type=Path, default=None, help="an mp4 (default: the fixtures' webcam clip)")
+    parser.add_argument("--clip", default="webcam_gaze_center.mp4", help="a clip in the fixtures' videos/")
     opts = parser.parse_args()
 
-    frames = clip_frames(opts.warmup + opts.frames, opts.clip)
+    needed = opts.warmup + opts.frames
+    frames = clip_frames(needed, opts.clip)
+    frames = (frames * (needed // len(frames) + 1))[:needed]  # a short clip repeats (never back to back)
     headers = {"Authorization": f"Bearer {opts.api_key}"} if opts.api_key else {}
     with httpx.Client(base_url=opts.url, timeout=60, headers=headers) as client:
         session_id = client.post("/start-session", json={"candidate_id": "bench"}).raise_for_status().json()["session_id"]
