@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 OFFLINE_ENV := ../shared/tools/offline-env.sh
 WITH_ENV := if [ -f $(OFFLINE_ENV) ]; then source $(OFFLINE_ENV); fi;
 
-.PHONY: install run test eval soak bench bench-latency clean
+.PHONY: install system-deps run test eval soak bench bench-latency clean
 
 install: $(VENV)/.installed models/yolov8n.pt
 
@@ -25,7 +25,11 @@ models/yolov8n.pt:
 run: install
 	$(WITH_ENV) exec $(PY) scripts/run_service.py --host $(HOST) --port $(PORT)
 
-test: install
+# Chromium + ChromeDriver and PostgreSQL, which the tests start for real (apt-get, only if missing)
+system-deps:
+	scripts/install_system_deps.sh
+
+test: install system-deps
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 # Accuracy table on the labelled fixtures -> docs/ACCURACY.md
