@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from store.session_store import SessionStore
+from store.session_store import BaseSessionStore
 
 
 def evidence_url(session_id: str, event_id: str) -> str:
     return f"/sessions/{session_id}/events/{event_id}/evidence.jpg"
 
 
-def build_report(store: SessionStore, session_id: str) -> dict[str, Any] | None:
+def build_report(store: BaseSessionStore, session_id: str) -> dict[str, Any] | None:
     record = store.get(session_id)
     if record is None:
         return None
