@@ -7,6 +7,7 @@ No `from __future__ import annotations` here: FastAPI must resolve the request m
 
 import asyncio
 import logging
+import os
 import struct
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import ray
 from fastapi import FastAPI, Header, HTTPException, Request, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve import metrics
@@ -29,7 +30,7 @@ from deployments.risk_session import find_session_actor, session_actor
 from report.build import build_report
 from report.html import render_report_html
 from risk.config import RiskConfig
-from store.session_store import SessionStore
+from store.session_store import POSTGRES_SCHEMES, STORE_URL_ENV, open_store, url_scheme
 from vision.face_gaze import FaceGazeConfig
 from vision.frames import FrameError, inspect_image_header, parse_frame_payload
 
@@ -44,6 +45,7 @@ class IngressConfig(BaseModel):
     """Ingress settings. Every field is set (with a comment) in config/serve.yaml."""
 
     store_path: str = "data/sessions.sqlite3"
+    store_url: str | None = None
     max_frame_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     max_frame_pixels: int = Field(4096 * 4096, ge=1)
     model_timeout_s: float = Field(10.0, gt=0)
@@ -57,6 +59,20 @@ class IngressConfig(BaseModel):
     fps_burst: float = Field(10.0, ge=1)
     max_open_sessions: int = Field(100, ge=1)
     max_inflight_frames: int = Field(6, ge=1)
+
+    @field_validator("store_url")
+    @classmethod
+    def _postgres_url(cls, url: str | None) -> str | None:
+        if url is not None and url_scheme(url) not in POSTGRES_SCHEMES:
+            raise ValueError("store_url must be a postgresql:// URL (or null for SQLite at store_path)")
+        return url
+
+    def store_location(self) -> str:
+        """Where the session store is: $PROCTOR_STORE_URL, else store_url, else the SQLite store_path."""
+        from_env = os.environ.get(STORE_URL_ENV, "").strip()
+        if from_env and url_scheme(from_env) not in POSTGRES_SCHEMES:
+            raise ValueError(f"${STORE_URL_ENV} must be a postgresql:// URL")
+        return from_env or self.store_url or self.store_path
 
 
 # ---- API contract (DESIGN.md); extra fields are additive -------------------------------------
@@ -211,8 +227,8 @@ class Ingress:
         BodySizeLimit.max_bytes = self.cfg.max_body_bytes
         self.risk_config = RiskConfig(**risk_config).model_dump()  # validate once, at deploy time
         self.face_config = FaceGazeConfig(**face_config).model_dump()
-        self.store = SessionStore(self.cfg.store_path)
-        self.store_path = str(self.store.path)
+        self.store = open_store(self.cfg.store_location())
+        self.store_location = self.store.target  # what each session's actor opens
         self.sessions: dict[str, Any] = {}  # session_id -> actor handle (a cache; the store is the truth)
         self.auth = AuthConfig(**auth_config)
         self.api_keys = self.auth.all_api_keys()
@@ -553,7 +569,7 @@ class Ingress:
     def _actor_for(self, session_id: str):
         """The session's actor, created (and rebuilt from the store) if it is not running: after an
         app restart, open sessions continue where they were."""
-        actor = session_actor(session_id, self.risk_config, self.face_config, self.store_path,
+        actor = session_actor(session_id, self.risk_config, self.face_config, self.store_location,
                               self.cfg.session_actor_num_cpus)
         self.sessions[session_id] = actor
         return actor

@@ -17,7 +17,7 @@ from risk.clock import FrameClock
 from risk.config import RiskConfig
 from risk.engine import RiskEngine
 from risk.observation import Observation, frame_usable
-from store.session_store import SessionStore
+from store.session_store import open_store
 from vision.evidence import render_evidence
 from vision.face_gaze import FaceGazeConfig, classify_gaze
 
@@ -30,9 +30,10 @@ def actor_name(session_id: str) -> str:
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
 class RiskSession:
-    def __init__(self, session_id: str, risk_config: dict[str, Any], face_config: dict[str, Any], store_path: str):
+    def __init__(self, session_id: str, risk_config: dict[str, Any], face_config: dict[str, Any],
+                 store_location: str):
         self.session_id = session_id
-        self.store = SessionStore(store_path)
+        self.store = open_store(store_location)  # an SQLite path or a postgresql:// URL
         record = self.store.get(session_id)
         if record is None:
             raise ValueError(f"session {session_id} is not in the store")
@@ -110,7 +111,7 @@ class RiskSession:
 
 
 def session_actor(session_id: str, risk_config: dict[str, Any], face_config: dict[str, Any],
-                  store_path: str, num_cpus: float):
+                  store_location: str, num_cpus: float):
     """The session's actor: the running one, or a new one rebuilt from the store."""
     return RiskSession.options(
         name=actor_name(session_id),
@@ -118,7 +119,7 @@ def session_actor(session_id: str, risk_config: dict[str, Any], face_config: dic
         lifetime="detached",  # outlives the ingress replica that made it
         get_if_exists=True,  # several ingress replicas may race to (re)create it
         num_cpus=num_cpus,
-    ).remote(session_id, risk_config, face_config, store_path)
+    ).remote(session_id, risk_config, face_config, store_location)
 
 
 def find_session_actor(session_id: str):

@@ -1,6 +1,8 @@
 """config/serve.yaml is valid and is what the code's defaults say (so pure tests test what runs)."""
 from __future__ import annotations
 
+import pytest
+
 from graph import AppConfig, load_args, load_deployment_options
 from risk.config import RiskConfig
 
@@ -22,3 +24,21 @@ def test_deployments_fit_two_cores():
     assert cpus <= 2
     detector = options["ObjectDetector"]
     assert detector["max_ongoing_requests"] > AppConfig(**load_args()).detector.max_batch_size
+
+
+def test_the_session_store_is_picked_by_url(monkeypatch):
+    from pydantic import ValidationError
+
+    from deployments.ingress import IngressConfig
+    from store.session_store import STORE_URL_ENV
+
+    monkeypatch.delenv(STORE_URL_ENV, raising=False)
+    assert AppConfig(**load_args()).ingress.store_location() == "data/sessions.sqlite3"  # null: SQLite
+    assert IngressConfig(store_url="postgresql://p@db/proctor").store_location() == "postgresql://p@db/proctor"
+    monkeypatch.setenv(STORE_URL_ENV, "postgresql://p:secret@db2/proctor")  # the environment wins
+    assert IngressConfig(store_url="postgresql://p@db/proctor").store_location() == "postgresql://p:secret@db2/proctor"
+    with pytest.raises(ValidationError, match="postgresql://"):
+        IngressConfig(store_url="data/other.sqlite3")
+    monkeypatch.setenv(STORE_URL_ENV, "mysql://p@db/proctor")
+    with pytest.raises(ValueError, match=STORE_URL_ENV):
+        IngressConfig().store_location()
