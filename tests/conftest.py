@@ -8,7 +8,10 @@ import shutil
 import socket
 import tempfile
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -83,6 +86,50 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _deploy(args: dict[str, Any]) -> None:
+    """(Re)deploys the app named proctor with these args and config/serve.yaml's deployment options."""
+    from ray import serve
+
+    from graph import build_app_with_options, load_deployment_options
+
+    serve.run(build_app_with_options(args, load_deployment_options()), name="proctor", route_prefix="/")
+
+
+@contextmanager
+def redeployed_app(serve_app: dict, overrides: dict[str, dict[str, Any]]) -> Iterator[dict]:
+    """serve_app's app redeployed with some args changed (`{"ingress": {"store_url": ...}}`), then put
+    back as it was. It runs on serve_app's Ray cluster: a process holds one Ray cluster at a time."""
+    args = {section: dict(values) for section, values in serve_app["args"].items()}
+    for section, values in overrides.items():
+        args[section] = {**args.get(section, {}), **values}
+    _deploy(args)
+    try:
+        yield {**serve_app, "args": args}
+    finally:
+        _deploy(serve_app["args"])
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server for the whole run (tests/postgres_server.py); skipped, with the
+    reason, where none can be started."""
+    from tests.postgres_server import postgres_server, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> str:
+    """A new empty database on that server, one per test."""
+    from tests.postgres_server import create_database
+
+    return create_database(postgres_admin_url, f"proctor_{uuid.uuid4().hex[:12]}")
+
+
 @pytest.fixture(scope="session")
 def serve_app():
     """The real app (config/serve.yaml, test weights) on a Ray cluster of its own; stopped after."""
@@ -92,7 +139,7 @@ def serve_app():
     import ray
     from ray import serve
 
-    from graph import build_app_with_options, load_args, load_deployment_options
+    from graph import load_args
 
     tmp = Path(tempfile.mkdtemp(prefix="proctor-test-"))
     args = load_args()
@@ -109,7 +156,7 @@ def serve_app():
              log_to_driver=False, _metrics_export_port=metrics_port)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(build_app_with_options(args, load_deployment_options()), name="proctor", route_prefix="/")
+        _deploy(args)
         url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 120
         while time.time() < deadline:

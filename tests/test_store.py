@@ -1,14 +1,38 @@
-"""The session store on a real SQLite file: round trips, atomic claims, deletion, and migration."""
+"""The session store on a real SQLite file and a real PostgreSQL server (tests/postgres_server.py):
+round trips, atomic claims, deletion, reconnection, and the SQLite migration."""
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 
-from store.session_store import SCHEMA_VERSION, SessionStore
+import pytest
+
+from store.session_store import SCHEMA_VERSION, SessionStore, open_store
 
 
-def test_frames_events_and_evidence_round_trip(tmp_path):
-    store = SessionStore(str(tmp_path / "s.sqlite3"))
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request, tmp_path) -> str:
+    """Where a store lives: an SQLite path or a postgresql:// URL. Open it twice for two processes."""
+    if request.param == "sqlite":
+        return str(tmp_path / "s.sqlite3")
+    return request.getfixturevalue("postgres_url")
+
+
+def test_open_store_picks_the_backend(tmp_path, postgres_url):
+    from store.postgres import PostgresSessionStore
+
+    sqlite_store = open_store(str(tmp_path / "s.sqlite3"))
+    assert type(sqlite_store) is SessionStore and sqlite_store.target == str(tmp_path / "s.sqlite3")
+    pg = open_store(postgres_url)
+    assert type(pg) is PostgresSessionStore and pg.target == postgres_url
+    assert type(open_store(postgres_url.replace("postgresql://", "postgres://"))) is PostgresSessionStore
+    with pytest.raises(ValueError, match="mysql"):
+        open_store("mysql://u@h/db")
+
+
+def test_frames_events_and_evidence_round_trip(location):
+    store = open_store(location)
     store.create("s1", "cand", 100.0)
     event = {"id": "0001-phone-detected", "type": "PHONE_DETECTED", "start": 100.5, "end": None}
     store.record_frame("s1", 1, 100.5, 15.0, 100.0, {"t": 100.5, "faces": 1}, [event],
@@ -17,30 +41,61 @@ def test_frames_events_and_evidence_round_trip(tmp_path):
                                          "observation": {"t": 100.5, "faces": 1}}]
     assert store.events("s1") == [event]
     assert store.evidence("s1", "0001-phone-detected") == b"\xff\xd8jpeg"
+    assert store.evidence_confidences("s1") == {"0001-phone-detected": 0.8}
     assert store.get("s1")["last_seen_at"] == 101.0 and store.get("s1")["status"] == "open"
-    # a second process sees it (WAL)
-    assert SessionStore(str(tmp_path / "s.sqlite3")).events("s1") == [event]
+    # the same frame recorded again (a retry) replaces, never duplicates; a closed event is updated
+    closed = {**event, "end": 103.0}
+    store.record_frame("s1", 1, 100.5, 16.0, 90.0, {"t": 100.5, "faces": 2}, [closed],
+                       [("0001-phone-detected", 100.5, 0.9, b"\xff\xd8better")], seen_at=102.0)
+    assert [(o["seq"], o["score"], o["attention"]) for o in store.observations("s1")] == [(1, 16.0, 90.0)]
+    assert store.events("s1") == [closed] and store.evidence("s1", "0001-phone-detected") == b"\xff\xd8better"
+    store.save_events("s1", [{**closed, "end": 104.0}])
+    assert store.events("s1")[0]["end"] == 104.0
+    # floats keep full precision (not 4-byte REAL): capture times are epoch seconds
+    store.set_clock_offset("s1", 1701234567.123456)
+    assert store.get("s1")["clock_offset"] == 1701234567.123456
+    # a second process sees it (SQLite: WAL; PostgreSQL: another connection)
+    assert open_store(location).events("s1") == [{**closed, "end": 104.0}]
 
 
-def test_claim_is_atomic_and_end_and_delete(tmp_path):
-    store = SessionStore(str(tmp_path / "s.sqlite3"))
-    other = SessionStore(str(tmp_path / "s.sqlite3"))
+def test_claim_is_atomic_and_end_and_delete(location):
+    store = open_store(location)
+    other = open_store(location)
     store.create("s1", "cand", 100.0)
+    assert store.open_session_count() == 1
     assert store.claim_for_ending("s1", 150.0) is True
     assert other.claim_for_ending("s1", 150.0) is False  # another replica cannot end it twice
+    assert other.open_session_count() == 1  # 'ending' still counts as open
     store.end("s1", 200.0, {"verdict": "CLEAN"}, status="abandoned")
     record = other.get("s1")
     assert (record["status"], record["verdict"], record["summary"]) == ("abandoned", "CLEAN", {"verdict": "CLEAN"})
+    assert store.open_session_count() == 0
     assert store.expired_sessions(ended_before=300.0) == ["s1"] and store.expired_sessions(ended_before=150.0) == []
     assert store.delete("s1") is True and store.get("s1") is None and store.observations("s1") == []
     assert store.delete("s1") is False
 
 
-def test_idle_sessions(tmp_path):
-    store = SessionStore(str(tmp_path / "s.sqlite3"))
+def test_idle_sessions(location):
+    store = open_store(location)
     store.create("old", "c", 100.0)
     store.create("new", "c", 500.0)
     assert store.idle_sessions(older_than=400.0) == ["old"]
+
+
+def test_a_setting_is_shared_and_the_first_writer_wins(location):
+    first, second = open_store(location), open_store(location)
+    assert first.setting("token_secret", "aaa") == "aaa"
+    assert second.setting("token_secret", "bbb") == "aaa"
+
+
+def test_an_end_claimed_by_a_replica_that_died_is_released(location):
+    store = open_store(location)
+    store.create("stuck", "c", 100.0)
+    store.create("ending-now", "c", 100.0)
+    assert store.claim_for_ending("stuck", 200.0) and store.claim_for_ending("ending-now", 390.0)
+    assert store.release_stuck_endings(claimed_before=300.0) == ["stuck"]
+    assert store.get("stuck")["status"] == "open" and store.get("ending-now")["status"] == "ending"
+    assert store.claim_for_ending("stuck", 400.0)  # the integrator's retry can end it now
 
 
 def test_a_first_release_store_is_migrated_with_its_sessions(tmp_path):
@@ -59,11 +114,64 @@ def test_a_first_release_store_is_migrated_with_its_sessions(tmp_path):
     assert store.claim_for_ending("b", 40.0)  # the v2 column exists after migration
 
 
-def test_an_end_claimed_by_a_replica_that_died_is_released(tmp_path):
-    store = SessionStore(str(tmp_path / "s.sqlite3"))
-    store.create("stuck", "c", 100.0)
-    store.create("ending-now", "c", 100.0)
-    assert store.claim_for_ending("stuck", 200.0) and store.claim_for_ending("ending-now", 390.0)
-    assert store.release_stuck_endings(claimed_before=300.0) == ["stuck"]
-    assert store.get("stuck")["status"] == "open" and store.get("ending-now")["status"] == "ending"
-    assert store.claim_for_ending("stuck", 400.0)  # the integrator's retry can end it now
+# ---- PostgreSQL only ------------------------------------------------------------------------------
+def test_postgres_schema_types_and_version(postgres_url):
+    import psycopg
+
+    open_store(postgres_url)
+    open_store(postgres_url)  # a second process finds the schema there and leaves it
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        types = dict(conn.execute("SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+                                  "WHERE table_schema = 'public'").fetchall())
+    assert types["evidence.jpeg"] == "bytea"
+    assert types["sessions.started_at"] == types["observations.t"] == types["evidence.confidence"] == "double precision"
+
+
+def test_postgres_racing_claims_have_exactly_one_winner(postgres_url):
+    """Two store objects (two connections, as two processes would have) claim one session at the same
+    moment, many times over: exactly one wins each time."""
+    stores = [open_store(postgres_url), open_store(postgres_url)]
+    rounds = 25
+    for i in range(rounds):
+        stores[0].create(f"s{i}", "c", 100.0)
+    wins: list[list[bool]] = [[], []]
+
+    def claimer(k: int) -> None:
+        for i in range(rounds):
+            barrier.wait()
+            wins[k].append(stores[k].claim_for_ending(f"s{i}", 150.0 + k))
+
+    barrier = threading.Barrier(2, timeout=30)
+    threads = [threading.Thread(target=claimer, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert [a + b for a, b in zip(*wins)] == [1] * rounds
+    assert {stores[0].get(f"s{i}")["status"] for i in range(rounds)} == {"ending"}
+
+
+def test_postgres_store_reconnects_after_the_connection_drops(postgres_url):
+    """A session actor lives for hours; the server may drop its connection (restart, idle timeout)."""
+    import psycopg
+
+    store = open_store(postgres_url)
+    store.create("s1", "c", 100.0)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE application_name = 'proctor' AND pid <> pg_backend_pid()").fetchall()
+    assert killed == [(True,)]
+    assert store.get("s1")["status"] == "open"  # a read on the dropped connection: reconnected
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'proctor' "
+                      "AND pid <> pg_backend_pid()")
+    store.record_frame("s1", 1, 100.5, 0.0, 100.0, {"t": 100.5}, [], [], seen_at=101.0)  # a write, likewise
+    assert [o["seq"] for o in open_store(postgres_url).observations("s1")] == [1]
+
+
+def test_postgres_password_stays_out_of_the_repr():
+    from store.postgres import redact_url
+
+    assert redact_url("postgresql://proctor:s3cret@db:5432/proctor") == "postgresql://proctor:***@db:5432/proctor"
+    assert redact_url("postgresql://proctor@db/proctor") == "postgresql://proctor@db/proctor"
