@@ -35,7 +35,8 @@ def render(result: dict, command: str) -> str:
         f"Produced by `{command}` on {platform.machine()} ({os.cpu_count()} cores). Fixtures:",
         "`$PROCTOR_TEST_FIXTURES/images` (27 labelled photos) and every "
         f"{result['config']['video_stride']}th frame of the clips in `videos/`; `holdout/` is never used.",
-        f"Detector: `{result['config']['weights']}` at {result['config']['image_size']} px; second look at "
+        f"Detector: `{result['config']['weights']}` on {result['config']['backend']} at "
+        f"{result['config']['image_size']} px; second look at "
         f"{result['config']['second_look_image_size']} px. Thresholds: `config/serve.yaml`.",
         "",
         "| signal | measure | result |",
@@ -91,6 +92,7 @@ def main() -> None:
     default_weights = Path(os.environ.get("PROCTOR_TEST_MODELS", ROOT.parent / "shared" / "models")) / "yolov8n_coco_dequant.pt"
     parser.add_argument("--weights", default=str(default_weights))
     parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--backend", choices=["onnxruntime", "torch", "ultralytics"], default=None)
     parser.add_argument("--second-look-size", type=int, default=None)
     parser.add_argument("--stride", type=int, default=4)
     parser.add_argument("--no-write", action="store_true")
@@ -101,6 +103,8 @@ def main() -> None:
     detector_cfg = DetectorConfig(**{**args["detector"], "weights": opts.weights})
     if opts.image_size:
         detector_cfg.image_size = opts.image_size
+    if opts.backend:
+        detector_cfg.backend = opts.backend
     if opts.second_look_size:
         detector_cfg.second_look.image_size = opts.second_look_size
     risk = args.get("risk", {})

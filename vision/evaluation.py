@@ -136,7 +136,8 @@ def evaluate(fixtures: Path, detector_cfg: DetectorConfig, face_cfg: FaceGazeCon
         "metrics": metrics,
         "rows": rows,
         "stage_ms_median": {k: round(statistics.median(v), 1) for k, v in timings.items() if v},
-        "config": {"weights": Path(detector_cfg.weights).name, "image_size": detector_cfg.image_size,
+        "config": {"weights": Path(detector_cfg.weights).name, "backend": detector_cfg.backend,
+                   "image_size": detector_cfg.image_size,
                    "second_look_image_size": detector_cfg.second_look.image_size,
                    "video_stride": video_stride},
     }
