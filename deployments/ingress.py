@@ -26,6 +26,7 @@ from ray.serve.handle import DeploymentHandle
 
 from auth.limits import FrameRateLimiter
 from auth.tokens import AuthConfig, AuthError, bearer, key_matches, make_token, new_secret, verify_token
+from deployments.demo_page import router as demo_router
 from deployments.risk_session import find_session_actor, session_actor
 from report.build import build_report
 from report.html import render_report_html
@@ -195,6 +196,7 @@ class _BodyTooLarge(Exception):
 
 
 app.add_middleware(BodySizeLimit)
+app.include_router(demo_router)  # GET /demo: the browser demo (deployments/demo_page.py)
 
 
 @app.exception_handler(AuthError)
