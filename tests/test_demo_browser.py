@@ -236,6 +236,7 @@ def test_demo_page_streams_the_webcam_and_shows_looking_away_and_a_verdict(serve
                                  for r in resources), resources
     finally:
         driver.quit()  # stops Chromium too, which finishes the net log
+        y4m.unlink(missing_ok=True)  # ~225 MB; pytest keeps its last tmp dirs
     # Chromium's own services still create requests for Google and DuckDuckGo hosts (sign-in,
     # autofill, updates, search preconnect); with these flags they can only go to the dead proxy at
     # 127.0.0.1:9 and their names never resolve. So: no connection, lookup or datagram went out.
