@@ -39,6 +39,11 @@ class AuthConfig(BaseModel):
             raise ValueError(f"{len(short)} API key(s) shorter than {self.min_key_length} characters")
         return keys
 
+    def configured_token_secret(self) -> str | None:
+        """$PROCTOR_TOKEN_SECRET (a secret belongs in the environment, not the config file), else
+        auth.token_secret; None: the ingress keeps one in the session store."""
+        return os.environ.get(TOKEN_SECRET_ENV, "").strip() or self.token_secret
+
 
 class AuthError(Exception):
     def __init__(self, message: str, status: int = 401):

@@ -235,7 +235,7 @@ class Ingress:
         self.auth = AuthConfig(**auth_config)
         self.api_keys = self.auth.all_api_keys()
         # Every replica must sign with the same secret: the configured one, else one kept in the store.
-        self.token_secret = self.auth.token_secret or self.store.setting("token_secret", new_secret())
+        self.token_secret = self.auth.configured_token_secret() or self.store.setting("token_secret", new_secret())
         if not self.api_keys:
             logger.warning("=" * 72 + "\nPROCTOR AUTH IS OFF: no API keys configured (auth.api_keys or "
                            "$PROCTOR_API_KEYS). Anyone who can reach this port can read and write every "

@@ -42,3 +42,18 @@ def test_the_session_store_is_picked_by_url(monkeypatch):
     monkeypatch.setenv(STORE_URL_ENV, "mysql://p@db/proctor")
     with pytest.raises(ValueError, match=STORE_URL_ENV):
         IngressConfig().store_location()
+
+
+def test_secrets_come_from_the_environment_first(monkeypatch):
+    from auth.tokens import AuthConfig
+
+    config = AuthConfig(api_keys=["configured-key-0123456789"], token_secret="from-the-file")
+    monkeypatch.delenv("PROCTOR_TOKEN_SECRET", raising=False)
+    monkeypatch.delenv("PROCTOR_API_KEYS", raising=False)
+    assert config.configured_token_secret() == "from-the-file"
+    assert AuthConfig().configured_token_secret() is None  # the ingress then keeps one in the store
+    monkeypatch.setenv("PROCTOR_TOKEN_SECRET", "from-the-environment")
+    monkeypatch.setenv("PROCTOR_API_KEYS", "env-key-0123456789abcdef, second-env-key-0123456789")
+    assert config.configured_token_secret() == "from-the-environment"
+    assert config.all_api_keys() == ["configured-key-0123456789", "env-key-0123456789abcdef",
+                                     "second-env-key-0123456789"]
