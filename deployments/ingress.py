@@ -456,6 +456,8 @@ class Ingress:
         # If the actor dies mid-call and the frame was stored before the crash, the retry is a
         # duplicate (same capture time, same pixels) and is not scored twice.
         risk = await self._call(session_id, "observe", image_bytes, face, objects["objects"], timestamp, arrival)
+        if risk.get("session_ended"):
+            raise HTTPException(409, f"session {session_id} has ended")
         done = time.perf_counter()
         usable = risk["usable"]
         expression = face.get("expression")

@@ -48,9 +48,18 @@ class RiskSession:
             self.engine.observe(Observation.from_dict(row["observation"]))
         self.seq = rows[-1]["seq"] if rows else 0
         self.rebuilt_frames = len(rows)
+        self.finished = record["status"] not in ("open", "ending")  # rebuilt after the end: read-only
 
     def observe(self, image_bytes: bytes, face: dict[str, Any], objects: list[dict[str, Any]],
                 client_timestamp: float | None, arrival: float) -> dict[str, Any]:
+        # A frame still in the models when end-session ran arrives after the verdict: refused, so
+        # the report never holds a frame the verdict did not see.
+        if self.finished:
+            return {"session_ended": True}
+        return self._observe(image_bytes, face, objects, client_timestamp, arrival)
+
+    def _observe(self, image_bytes: bytes, face: dict[str, Any], objects: list[dict[str, Any]],
+                 client_timestamp: float | None, arrival: float) -> dict[str, Any]:
         had_offset = self.clock.offset is not None
         t = self.clock.frame_time(client_timestamp, arrival)
         if not had_offset and self.clock.offset is not None:
@@ -107,6 +116,7 @@ class RiskSession:
         summary["status"] = status
         self.store.save_events(self.session_id, summary["events"])
         self.store.end(self.session_id, now, summary, status=status)
+        self.finished = True  # calls run one at a time here: no frame can slip in between
         return summary
 
 

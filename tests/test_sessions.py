@@ -119,6 +119,27 @@ def test_killed_session_actor_is_rebuilt_with_nothing_lost(client):
     assert summary["frames"] == 10 and summary["verdict"] in ("SUSPICIOUS", "CHEATING")
 
 
+def test_frames_racing_end_session_are_in_the_verdict_or_refused(client, serve_app):
+    """Frames still in the models when end-session runs: each is either counted in the verdict or
+    answered 409, never stored after it (the report's frames always equal the verdict's)."""
+    import concurrent.futures
+
+    session_id = start(client)
+    send(client, session_id, jittered_frame_b64("webcam_single_face_center.jpg", seed=0), timestamp=1.0)
+    with httpx.Client(base_url=serve_app["url"], timeout=120, headers=AUTH) as other:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            frames = [pool.submit(other.post, "/analyze-frame", json={
+                "session_id": session_id, "timestamp": 2.0 + i,
+                "frame": jittered_frame_b64("webcam_single_face_center.jpg", seed=10 + i)}) for i in range(5)]
+            time.sleep(0.05)  # the frames are on their way into the models
+            ended = client.post("/end-session", json={"session_id": session_id})
+            statuses = [f.result().status_code for f in frames]
+    assert ended.status_code == 200, ended.text
+    assert set(statuses) <= {200, 409}, statuses
+    report = client.get(f"/sessions/{session_id}/report").json()
+    assert len(report["timeline"]) == ended.json()["frames"] == 1 + statuses.count(200)
+
+
 def test_report_json_html_evidence_and_delete(client):
     session_id, bodies = two_face_session(client)
     summary = client.post("/end-session", json={"session_id": session_id}).json()
