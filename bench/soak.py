@@ -18,6 +18,8 @@ import asyncio
 import base64
 import json
 import os
+import random
+import statistics
 import sys
 import tempfile
 import time
@@ -79,6 +81,9 @@ async def session_loop(client, frames, fps, duration, offset, records, skipped, 
     session = r.json()
     token = session.get("session_token")  # the one-process baseline has no auth
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    # Candidates' webcams are not in step: each session starts at its own point of the frame
+    # interval (seeded, so both systems in a benchmark see the same phases).
+    await asyncio.sleep(random.Random(offset).uniform(0, 1 / fps))
     started = time.monotonic()
     tick, in_flight = 0, None
 
@@ -88,6 +93,8 @@ async def session_loop(client, frames, fps, duration, offset, records, skipped, 
             resp = await client.post("/analyze-frame", headers=headers, json={
                 "session_id": session["session_id"], "frame": frames[index % len(frames)], "timestamp": capture_time})
             status = resp.status_code
+            if status == 200 and "latency_ms" in resp.json():  # the service's own per-stage split
+                STAGE_SPLITS.append(resp.json()["latency_ms"])
         except Exception as exc:  # noqa: BLE001 - a soak counts every failure, of any kind
             status = type(exc).__name__
         records.append((sent - RUN_START, time.monotonic() - sent, status))
@@ -106,6 +113,8 @@ async def session_loop(client, frames, fps, duration, offset, records, skipped, 
 
 
 RUN_START = 0.0
+STAGE_SPLITS: list[dict[str, float]] = []
+LAST_RECORDS: list[tuple[float, float, object]] = []  # (sent s after start, latency s, status) of the last run
 
 
 async def run_load(url: str, api_key: str | None, sessions: int, fps: float, duration: float,
@@ -113,6 +122,7 @@ async def run_load(url: str, api_key: str | None, sessions: int, fps: float, dur
     import httpx
 
     global RUN_START
+    STAGE_SPLITS.clear()
     frames = clip_frames()
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     records, skipped, ends = [], [], []
@@ -127,6 +137,7 @@ async def run_load(url: str, api_key: str | None, sessions: int, fps: float, dur
         await asyncio.sleep(max(0.0, RUN_START + duration - 1.0 - time.monotonic()))
         memory_end = await asyncio.to_thread(ray_memory_mib)
         await asyncio.gather(*loops)
+    LAST_RECORDS[:] = records
     return summarize(records, skipped, ends, memory_start, memory_end,
                      {"sessions": sessions, "fps": fps, "duration_s": duration, "warmup_s": warmup, "url": url})
 
@@ -161,6 +172,8 @@ def summarize(records, skipped, ends, memory_start, memory_end, params) -> dict:
         "latency_ms": {q: pct([x * 1000 for x in ok], v) if ok else None
                        for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
         "latency_over_time": over_time,
+        "stage_ms_p50": {stage: round(statistics.median(s[stage] for s in STAGE_SPLITS), 1)
+                         for stage in (STAGE_SPLITS[0] if STAGE_SPLITS else {})},
         "memory_mib_start": memory_start,
         "memory_mib_end": memory_end,
         "memory_total_mib": {"start": round(total_start, 1), "end": round(total_end, 1),

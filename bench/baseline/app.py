@@ -1,5 +1,6 @@
 """The seed's one-process design, for side-by-side benchmarks: one FastAPI app under one uvicorn
-process that decodes, runs face/gaze and YOLO one after the other, and keeps each session's risk
+process that decodes, runs face/gaze and YOLO (ultralytics' YOLO.predict on torch, as the seed
+did) one after the other, and keeps each session's risk
 engine in a dictionary. Same models, weights, image size and thresholds (config/serve.yaml) and the
 same API as Proctor, so `bench/load.py` drives both with the same frames.
 
@@ -46,10 +47,13 @@ class End(BaseModel):
     session_id: str
 
 
-def create_app(weights: str | None = None) -> FastAPI:
+def create_app(weights: str | None = None, detector_backend: str = "ultralytics") -> FastAPI:
+    """`detector_backend` ultralytics is the seed's YOLO.predict on torch; onnxruntime gives the
+    baseline Proctor's own detector path, to separate what the architecture gains from the lever."""
     args = load_args()
     if weights:
         args["detector"]["weights"] = weights
+    args["detector"]["backend"] = detector_backend
     cfg = AppConfig(**args)
     face = FaceGazeAnalyzer(cfg.face_gaze)
     detector = ObjectDetectorModel(cfg.detector)
@@ -107,8 +111,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--weights", default=os.environ.get("PROCTOR_BASELINE_WEIGHTS"))
+    parser.add_argument("--detector-backend", choices=["ultralytics", "torch", "onnxruntime"], default="ultralytics")
     opts = parser.parse_args()
-    uvicorn.run(create_app(opts.weights), host="127.0.0.1", port=opts.port, log_level="warning")
+    uvicorn.run(create_app(opts.weights, opts.detector_backend), host="127.0.0.1", port=opts.port, log_level="warning")
 
 
 if __name__ == "__main__":
