@@ -19,8 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	env -u PYTHONPATH $(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-models/yolov8n.pt:
-	$(WITH_ENV) $(PY) scripts/fetch_weights.py $@
+models/yolov8n.pt: $(VENV)/.installed
+	$(WITH_ENV) $(PY) scripts/fetch_weights.py $@ --export-onnx
 
 run: install
 	$(WITH_ENV) exec $(PY) scripts/run_service.py --host $(HOST) --port $(PORT)

@@ -2,7 +2,8 @@
 
 On a connected machine ultralytics downloads the official yolov8n.pt. On an offline machine with
 the project's shared test assets ($PROCTOR_TEST_MODELS), the real COCO YOLOv8n weights there are
-linked instead, so `make run` works without a download.
+linked instead, so `make run` works without a download. With --export-onnx (what `make install`
+passes) it also writes the ONNX export the detector's default backend runs (models/onnx/).
 """
 from __future__ import annotations
 
@@ -13,8 +14,19 @@ from pathlib import Path
 SHARED_EQUIVALENT = "yolov8n_coco_dequant.pt"
 
 
-def main(target: str = "models/yolov8n.pt") -> int:
-    dest = Path(target)
+def main(target: str = "models/yolov8n.pt", *flags: str) -> int:
+    status = place_weights(Path(target))
+    if status == 0 and "--export-onnx" in flags:
+        # The detector's default backend runs an ONNX export of these weights: make it now (about
+        # 10 s, once per weights file) rather than in the first replica to start.
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from vision.detector import export_onnx
+
+        print(f"ONNX export: {export_onnx(Path(target).resolve())}")
+    return status
+
+
+def place_weights(dest: Path) -> int:
     if dest.is_file():
         return 0
     dest.parent.mkdir(parents=True, exist_ok=True)
