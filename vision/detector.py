@@ -49,6 +49,7 @@ class DetectorConfig(BaseModel):
     # torch: the same network run directly by torch; ultralytics: YOLO.predict, the seed's path.
     backend: Literal["onnxruntime", "torch", "ultralytics"] = "onnxruntime"
     image_size: int = Field(640, ge=32)
+    device: str = "cpu"  # "cuda:0" runs the torch / ONNX Runtime (CUDA provider) backends on a GPU
     threads: int = Field(2, ge=1)
     onnx_spinning: bool = False
     max_batch_size: int = Field(4, ge=1)
@@ -72,6 +73,7 @@ ONNX_CACHE = PROJECT_ROOT / "models" / "onnx"
 def onnx_export_path(weights: Path) -> Path:
     """Where the ONNX export of `weights` lives: named by the weights' content, so new weights at
     the same path get a new export."""
+    weights = weights.resolve()  # a link (models/yolov8n.pt -> the file) names the file it points to
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
     return ONNX_CACHE / f"{weights.stem}-{digest}-dynamic.onnx"
 
@@ -121,7 +123,8 @@ class ObjectDetectorModel:
         torch.set_num_threads(self.cfg.threads)
         self.model = YOLO(str(path), task="detect")
         # channels-last, as ultralytics' own predict does on x86 CPUs: ~20% faster convolutions here
-        self.network = self.model.model.eval().to(memory_format=torch.channels_last)
+        self.device = torch.device(self.cfg.device)
+        self.network = self.model.model.eval().to(self.device, memory_format=torch.channels_last)
         self.stride = int(max(self.network.stride))
         self.session = None
         if self.cfg.backend == "onnxruntime":
@@ -134,8 +137,10 @@ class ObjectDetectorModel:
             # ingress and the other replicas on this node need (measured in docs/PERFORMANCE.md).
             options.add_session_config_entry("session.intra_op.allow_spinning",
                                              "1" if self.cfg.onnx_spinning else "0")
-            self.session = onnxruntime.InferenceSession(str(export_onnx(path)), options,
-                                                        providers=["CPUExecutionProvider"])
+            providers = ["CPUExecutionProvider"]
+            if self.device.type == "cuda":
+                providers.insert(0, ("CUDAExecutionProvider", {"device_id": self.device.index or 0}))
+            self.session = onnxruntime.InferenceSession(str(export_onnx(path)), options, providers=providers)
             self.onnx_input = self.session.get_inputs()[0].name
         names = self.model.names
         self._class_ids = [i for i, n in names.items() if n in REPORTED_CLASSES]
@@ -154,7 +159,7 @@ class ObjectDetectorModel:
         if not images:
             return []
         if self.cfg.backend == "ultralytics":
-            results = self.model.predict(images, imgsz=self.cfg.image_size, conf=self._min_conf,
+            results = self.model.predict(images, imgsz=self.cfg.image_size, conf=self._min_conf, device=self.cfg.device,
                                          classes=self._class_ids, iou=self.cfg.nms_iou, verbose=False)
             found = [self._postprocess(r.boxes.xyxy, r.boxes.conf, r.boxes.cls) for r in results]
         else:
@@ -182,12 +187,12 @@ class ObjectDetectorModel:
             if self.session is not None:
                 raw = torch.from_numpy(self.session.run(None, {self.onnx_input: tensor.numpy()})[0])
             else:
-                raw = self.network(tensor.contiguous(memory_format=torch.channels_last))
+                raw = self.network(tensor.to(self.device).contiguous(memory_format=torch.channels_last))
                 raw = raw[0] if isinstance(raw, (list, tuple)) else raw
             kept = nms.non_max_suppression(raw, conf, self.cfg.nms_iou, classes, max_det=300)
             for detections, image in zip(kept, images):
                 detections[:, :4] = ops.scale_boxes(tensor.shape[2:], detections[:, :4], image.shape)
-        return kept
+        return [detections.cpu() for detections in kept]
 
     def _second_look(self, images: list[np.ndarray], found: list[list[dict[str, Any]]]) -> None:
         """Phones held in a hand or at an ear are small in the full frame; in a crop of the person's
@@ -229,7 +234,7 @@ class ObjectDetectorModel:
         if self.cfg.backend == "ultralytics":
             import torch
 
-            results = self.model.predict(crops, imgsz=look.image_size, conf=look.threshold,
+            results = self.model.predict(crops, imgsz=look.image_size, conf=look.threshold, device=self.cfg.device,
                                          classes=[self._phone_id], iou=self.cfg.nms_iou, verbose=False)
             return [torch.cat([r.boxes.xyxy, r.boxes.conf[:, None], r.boxes.cls[:, None]], 1) for r in results]
         return self._infer(crops, look.image_size, look.threshold, [self._phone_id])
