@@ -86,12 +86,7 @@ RUN pip install --no-deps -e . \
 
 # With the ONNX Runtime detector backend, export the baked weights now rather than in every new
 # container (about 10 s, and it needs a writable models/). Mounted weights are exported at start.
-RUN if [ -s models/yolov8n.pt ]; then python -c "\
-import yaml, vision.detector as d; \
-args = yaml.safe_load(open('config/serve.yaml'))['applications'][0]['args']; \
-cfg = d.DetectorConfig(**args.get('detector', {})); \
-getattr(cfg, 'backend', None) == 'onnxruntime' and print('exported', d.export_onnx(cfg.weights_path()))"; \
-    fi
+RUN if [ -s models/yolov8n.pt ]; then python scripts/fetch_weights.py models/yolov8n.pt --export-onnx; fi
 
 # A non-root user (numeric, so Kubernetes' runAsNonRoot can check it) owning only what the app
 # writes: data/ (the SQLite store, when no PROCTOR_STORE_URL is set) and models/ (ONNX exports).

@@ -122,10 +122,11 @@ class ObjectDetectorModel:
         # Ray and ultralytics leave torch on 1 thread; inference is ~2x faster on 2.
         torch.set_num_threads(self.cfg.threads)
         self.model = YOLO(str(path), task="detect")
-        # channels-last, as ultralytics' own predict does on x86 CPUs: ~20% faster convolutions here
         self.device = torch.device(self.cfg.device)
-        self.network = self.model.model.eval().to(self.device, memory_format=torch.channels_last)
-        self.stride = int(max(self.network.stride))
+        self.stride = int(max(self.model.model.stride))
+        if self.cfg.backend == "torch":
+            # channels-last, as ultralytics' own predict does on x86 CPUs: ~20% faster convolutions here
+            self.network = self.model.model.eval().to(self.device, memory_format=torch.channels_last)
         self.session = None
         if self.cfg.backend == "onnxruntime":
             import onnxruntime
