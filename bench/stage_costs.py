@@ -1,5 +1,5 @@
 """Per-stage cost of one 640x480 webcam frame, without serving: JPEG decode, face/gaze (MediaPipe)
-and YOLO per backend, thread count and batch size. From these, the ceiling: frames/s this machine
+and YOLO per backend, thread count, batch splitting and batch size (time and CPU time per frame). From these, the ceiling: frames/s this machine
 could reach if its CPU did nothing but decoding and model inference.
 
     python bench/stage_costs.py [--repeats 30] [--rounds 8]   ->  bench/results/stage_costs.json
@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--weights", default=None)
     parser.add_argument("--backends", nargs="*", default=["ultralytics", "torch", "onnxruntime"])
     parser.add_argument("--image-sizes", type=int, nargs="*", default=[640, 544])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stage_costs.json")
     opts = parser.parse_args()
 
     from graph import load_args
@@ -74,27 +75,31 @@ def main() -> None:
     for backend in opts.backends:
         for threads in (1, 2):
             for size in opts.image_sizes:
-                model = ObjectDetectorModel(DetectorConfig(**{**args["detector"], "weights": weights, "image_size": size,
-                                                              "backend": backend, "threads": threads}))
-                model.warm_up()
-                models[(backend, threads, size)] = model
-    samples: dict[tuple[str, int, int, int], list[float]] = {}
+                # split: a batch runs as single-thread runs in parallel (ONNX Runtime on 2+ threads only)
+                for split in ((False, True) if backend == "onnxruntime" and threads > 1 else (False,)):
+                    model = ObjectDetectorModel(DetectorConfig(**{
+                        **args["detector"], "weights": weights, "image_size": size, "backend": backend,
+                        "threads": threads, "split_batches": split}))
+                    model.warm_up()
+                    models[(backend, threads, size, split)] = model
+    samples: dict[tuple, list[tuple[float, float]]] = {}
     for _ in range(opts.rounds):
-        for (backend, threads, size), model in models.items():
+        for (backend, threads, size, split), model in models.items():
             torch.set_num_threads(threads)  # torch's count is per process; ONNX Runtime's per session
             for batch in (1, 2, 4):
                 for _ in range(max(1, 4 // batch)):
                     frames = [images[next_index()] for _ in range(batch)]
-                    started = time.perf_counter()
+                    started, cpu_started = time.perf_counter(), time.process_time()
                     model.detect_batch(frames)
-                    samples.setdefault((backend, threads, size, batch), []).append(
-                        (time.perf_counter() - started) * 1000)
+                    samples.setdefault((backend, threads, size, split, batch), []).append(
+                        ((time.perf_counter() - started) * 1000, (time.process_time() - cpu_started) * 1000))
     detector_rows = []
-    for (backend, threads, size, batch), times in samples.items():
-        ms = round(statistics.median(times), 1)
-        detector_rows.append({"backend": backend, "threads": threads, "image_size": size, "batch": batch,
-                              "ms_per_call": ms,
-                              "ms_per_frame": round(ms / batch, 1), "calls": len(times)})
+    for (backend, threads, size, split, batch), times in samples.items():
+        ms = round(statistics.median(t for t, _ in times), 1)
+        cpu_ms = statistics.median(c for _, c in times)
+        detector_rows.append({"backend": backend, "threads": threads, "split_batches": split, "image_size": size,
+                              "batch": batch, "ms_per_call": ms, "ms_per_frame": round(ms / batch, 1),
+                              "cpu_ms_per_frame": round(cpu_ms / batch, 1), "calls": len(times)})
         print(json.dumps(detector_rows[-1]), flush=True)
 
     cores = os.cpu_count() or 1
@@ -113,7 +118,7 @@ def main() -> None:
                     "frames_per_s_per_core": round(1000 / core_ms, 2),
                     "frames_per_s": round(cores * 1000 / core_ms, 2)},
     }
-    out = ROOT / "bench" / "results" / "stage_costs.json"
+    out = opts.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({"stages_ms": stages, "ceiling": result["ceiling"]}, indent=2))

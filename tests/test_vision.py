@@ -118,3 +118,23 @@ def test_persons_and_no_false_phones_or_books(detector, labels):
             assert not any(d["label"] == "cell phone" for d in found), name
         if not lab["book"]:
             assert not any(d["label"] == "book" for d in found), name
+
+
+@needs_models
+def test_split_batch_matches_one_run(detector, labels):
+    """A batch split over single-thread ONNX Runtime runs finds what one multi-thread run finds."""
+    assert detector.split_sessions, "config/serve.yaml's detector should split batches"
+    names = [n for n in sorted(labels) if n.startswith("coco_")][:3]
+    images = [decode_image(image_bytes(n)) for n in names]
+    split = detector.detect_batch(images)
+    sessions, detector.split_sessions = detector.split_sessions, []
+    try:
+        one_run = detector.detect_batch(images)
+    finally:
+        detector.split_sessions = sessions
+    assert sum(map(len, split)) >= 3, "too little found on the photos for the comparison to mean much"
+    for name, a_objects, b_objects in zip(names, split, one_run):
+        assert [d["label"] for d in a_objects] == [d["label"] for d in b_objects], name
+        for a, b in zip(a_objects, b_objects):
+            assert abs(a["confidence"] - b["confidence"]) < 0.01, name
+            assert max(abs(p - q) for p, q in zip(a["box"], b["box"])) < 1.0, name

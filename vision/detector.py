@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +53,7 @@ class DetectorConfig(BaseModel):
     device: str = "cpu"  # "cuda:0" runs the torch / ONNX Runtime (CUDA provider) backends on a GPU
     threads: int = Field(2, ge=1)
     onnx_spinning: bool = False
+    split_batches: bool = True  # onnxruntime on CPU: a batch of 2+ frames runs as `threads` 1-thread runs
     max_batch_size: int = Field(4, ge=1)
     batch_wait_timeout_s: float = Field(0.01, ge=0)
     nms_iou: float = Field(0.7, ge=0, le=1)
@@ -128,21 +130,33 @@ class ObjectDetectorModel:
             # channels-last, as ultralytics' own predict does on x86 CPUs: ~20% faster convolutions here
             self.network = self.model.model.eval().to(self.device, memory_format=torch.channels_last)
         self.session = None
+        self.split_sessions: list = []
         if self.cfg.backend == "onnxruntime":
             import onnxruntime
 
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = self.cfg.threads
-            options.inter_op_num_threads = 1
-            # No busy-waiting between runs: spinning threads burn the cores that face/gaze, the
-            # ingress and the other replicas on this node need (measured in docs/PERFORMANCE.md).
-            options.add_session_config_entry("session.intra_op.allow_spinning",
-                                             "1" if self.cfg.onnx_spinning else "0")
+            onnx_path = str(export_onnx(path))
             providers = ["CPUExecutionProvider"]
             if self.device.type == "cuda":
                 providers.insert(0, ("CUDAExecutionProvider", {"device_id": self.device.index or 0}))
-            self.session = onnxruntime.InferenceSession(str(export_onnx(path)), options, providers=providers)
+
+            def onnx_session(threads: int):
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+                # No busy-waiting between runs: spinning threads burn the cores that face/gaze, the
+                # ingress and the other replicas on this node need (measured in docs/PERFORMANCE.md).
+                options.add_session_config_entry("session.intra_op.allow_spinning",
+                                                 "1" if self.cfg.onnx_spinning else "0")
+                return onnxruntime.InferenceSession(onnx_path, options, providers=providers)
+
+            self.session = onnx_session(self.cfg.threads)
             self.onnx_input = self.session.get_inputs()[0].name
+            if self.cfg.split_batches and self.cfg.threads > 1 and self.device.type == "cpu":
+                # A lone frame gets every thread (lowest latency). A batch, which means frames are
+                # queueing, is split over single-thread runs in parallel: no per-layer thread sync,
+                # so less CPU per frame when it is scarce (docs/PERFORMANCE.md).
+                self.split_sessions = [onnx_session(1) for _ in range(self.cfg.threads)]
+                self.split_pool = ThreadPoolExecutor(self.cfg.threads, thread_name_prefix="yolo-split")
         names = self.model.names
         self._class_ids = [i for i, n in names.items() if n in REPORTED_CLASSES]
         self._names = names
@@ -186,7 +200,7 @@ class ObjectDetectorModel:
         tensor = torch.from_numpy(batch).float().div_(255)
         with torch.inference_mode():
             if self.session is not None:
-                raw = torch.from_numpy(self.session.run(None, {self.onnx_input: tensor.numpy()})[0])
+                raw = torch.from_numpy(self._run_onnx(tensor.numpy()))
             else:
                 raw = self.network(tensor.to(self.device).contiguous(memory_format=torch.channels_last))
                 raw = raw[0] if isinstance(raw, (list, tuple)) else raw
@@ -194,6 +208,14 @@ class ObjectDetectorModel:
             for detections, image in zip(kept, images):
                 detections[:, :4] = ops.scale_boxes(tensor.shape[2:], detections[:, :4], image.shape)
         return [detections.cpu() for detections in kept]
+
+    def _run_onnx(self, batch: np.ndarray) -> np.ndarray:
+        if len(batch) < 2 or not self.split_sessions:
+            return self.session.run(None, {self.onnx_input: batch})[0]
+        parts = [part for part in np.array_split(batch, len(self.split_sessions)) if len(part)]
+        runs = [self.split_pool.submit(session.run, None, {self.onnx_input: part})
+                for session, part in zip(self.split_sessions, parts)]
+        return np.concatenate([run.result()[0] for run in runs])
 
     def _second_look(self, images: list[np.ndarray], found: list[list[dict[str, Any]]]) -> None:
         """Phones held in a hand or at an ear are small in the full frame; in a crop of the person's
