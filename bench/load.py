@@ -175,6 +175,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=None)
     parser.add_argument("--baseline-backend", choices=["ultralytics", "torch", "onnxruntime"], default="ultralytics",
                         help="the baseline's detector: ultralytics is the seed's YOLO.predict on torch")
+    parser.add_argument("--direct-ingress", action="store_true",
+                        help="serve Proctor with ingress.direct_ingress on (no Serve proxy hop)")
     opts = parser.parse_args()
     levels = opts.sessions or ([1, 4, 10] if opts.quick else [1, 2, 4, 6, 8, 10])
     duration = opts.duration or (15.0 if opts.quick else 40.0)
@@ -186,7 +188,7 @@ def main() -> None:
     baseline = subprocess.Popen([sys.executable, str(ROOT / "bench" / "baseline" / "app.py"), "--port", str(base_port),
                                  "--detector-backend", opts.baseline_backend]
                                 + (["--weights", weights] if weights else []))
-    proctor_url, tmp = soak.start_own_app()
+    proctor_url, tmp = soak.start_own_app(direct_ingress=True if opts.direct_ingress else None)
     try:
         base_url = f"http://127.0.0.1:{base_port}"
         wait_healthy(base_url)
@@ -208,12 +210,15 @@ def main() -> None:
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
     results["baseline_detector_backend"] = opts.baseline_backend
+    results["proctor_direct_ingress"] = opts.direct_ingress
     results["max_sessions"] = {s: max_sessions_under_budget(results[s]) for s in ("baseline", "proctor")}
     command = "python bench/load.py " + " ".join(sys.argv[1:])
     results["command"] = command
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    if opts.baseline_backend != "ultralytics":  # a side measurement: its own file, the docs untouched
+    if opts.direct_ingress:  # side measurements: their own files, the docs untouched
+        (out / "load_direct_ingress.json").write_text(json.dumps(results, indent=2))
+    elif opts.baseline_backend != "ultralytics":
         (out / f"load_baseline_{opts.baseline_backend}.json").write_text(json.dumps(results, indent=2))
     else:
         (out / "load.json").write_text(json.dumps(results, indent=2))

@@ -182,13 +182,12 @@ def summarize(records, skipped, ends, memory_start, memory_end, params) -> dict:
     }
 
 
-def start_own_app():
-    import socket
-
-    import ray
+def start_own_app(direct_ingress: bool | None = None):
+    """A Proctor of this process's own on a local Ray (config/serve.yaml; `direct_ingress` overrides
+    ingress.direct_ingress). Returns its URL and the temp dir to remove after."""
     from ray import serve
 
-    from graph import build_app_with_options, load_args, load_deployment_options
+    from graph import build_app_with_options, free_port, load_args, load_deployment_options, start_local_serve
 
     tmp = Path(tempfile.mkdtemp(prefix="proctor-soak-"))
     args = load_args()
@@ -196,11 +195,11 @@ def start_own_app():
     if not (ROOT / args["detector"]["weights"]).exists() and shared.exists():
         args["detector"]["weights"] = str(shared)
     args["ingress"]["store_path"] = str(tmp / "sessions.sqlite3")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp / "ray"), namespace="serve", log_to_driver=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    port = free_port()
+    if direct_ingress is not None:
+        args["ingress"]["direct_ingress"] = direct_ingress
+    start_local_serve(port, args["ingress"].get("direct_ingress", False), num_cpus=2, include_dashboard=False,
+                      _temp_dir=str(tmp / "ray"), namespace="serve", log_to_driver=False)
     serve.run(build_app_with_options(args, load_deployment_options()), name="proctor", route_prefix="/")
     return f"http://127.0.0.1:{port}", tmp
 

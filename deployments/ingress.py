@@ -60,6 +60,7 @@ class IngressConfig(BaseModel):
     fps_burst: float = Field(10.0, ge=1)
     max_open_sessions: int = Field(100, ge=1)
     max_inflight_frames: int = Field(6, ge=1)
+    direct_ingress: bool = False
 
     @field_validator("store_url")
     @classmethod

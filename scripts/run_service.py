@@ -24,6 +24,11 @@ def has_api_keys(config: dict) -> bool:
     return bool(in_config or os.environ.get("PROCTOR_API_KEYS", "").strip())
 
 
+def direct_ingress_enabled(config: dict) -> bool:
+    apps = config.get("applications", [])
+    return bool(apps) and all((a.get("args", {}).get("ingress") or {}).get("direct_ingress", False) for a in apps)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", default=str(ROOT / "config" / "serve.yaml"))
@@ -39,6 +44,15 @@ def main() -> int:
               f"127.0.0.1 instead of {host}, so nobody else can reach an unauthenticated service.", flush=True)
         host = "127.0.0.1"
     config.setdefault("http_options", {}).update(host=host, port=opts.port)
+    env = dict(os.environ)
+    if direct_ingress_enabled(config):
+        sys.path.insert(0, str(ROOT))
+        from graph import direct_ingress_env, free_port
+
+        # The Ingress replica takes the service's port; Serve still starts its proxy on the head
+        # node (its fallback), so that one gets a spare port nobody needs to know.
+        env.update(direct_ingress_env(opts.port))
+        config["http_options"]["port"] = free_port(host)
     run_dir = Path(tempfile.mkdtemp(prefix="proctor-run-"))
     effective = run_dir / "serve.yaml"
     effective.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -51,7 +65,7 @@ def main() -> int:
     # SIGINT is reset to default for the child: shells start background jobs with it ignored, and
     # Python keeps an ignored SIGINT, which would leave serve run deaf to our stop signal.
     child = subprocess.Popen(
-        [str(serve_cli), "run", str(effective)], cwd=ROOT, start_new_session=True,
+        [str(serve_cli), "run", str(effective)], cwd=ROOT, start_new_session=True, env=env,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     stopping = False

@@ -139,7 +139,7 @@ def serve_app():
     import ray
     from ray import serve
 
-    from graph import load_args
+    from graph import load_args, start_local_serve
 
     tmp = Path(tempfile.mkdtemp(prefix="proctor-test-"))
     args = load_args()
@@ -152,10 +152,11 @@ def serve_app():
     args["auth"]["api_keys"] = [TEST_API_KEY, OTHER_API_KEY]  # two valid at once: rotation
     args["auth"]["token_secret"] = TEST_TOKEN_SECRET
     port, metrics_port = _free_port(), _free_port()
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp / "ray"), namespace="serve",
-             log_to_driver=False, _metrics_export_port=metrics_port)
+    # Served as `make run` serves it (config's ingress.direct_ingress: no proxy hop).
+    start_local_serve(port, args["ingress"].get("direct_ingress", False), num_cpus=2, include_dashboard=False,
+                      _temp_dir=str(tmp / "ray"), namespace="serve", log_to_driver=False,
+                      _metrics_export_port=metrics_port)
     try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
         _deploy(args)
         url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 120
