@@ -66,8 +66,9 @@ def direct_ingress_env(port: int) -> dict[str, str]:
     CPU and 50 ms less p50 per frame on 2 cores (docs/PERFORMANCE.md). Set it before Ray starts: the
     controller and replicas read it once. For one machine with one Ingress replica only: a cluster
     needs HAProxy (RAY_SERVE_ENABLE_HA_PROXY) in front of the replicas' ports, so it keeps the proxy.
-    Opt-in (ingress.direct_ingress): a replica replaced while the old one still holds the port makes
-    Serve block that port, its only one, until Ray restarts."""
+    Opt-in (ingress.direct_ingress): Ray binds the port without SO_REUSEADDR, so a replica replacing
+    one that served traffic fails to bind while old connections are in TIME_WAIT, and Serve then
+    blocks that port, its only one, until Ray restarts."""
     return {
         "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
         # The replica port pool is just `port`, so clients keep the address they were given.
