@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -35,12 +34,6 @@ BUDGET_MS = 150.0
 def webcam_frames(limit: int = 120) -> list[str]:
     """640x480 JPEGs: the clip's 480x848 frames centre-cropped to 4:3 and resized."""
     return soak.clip_frames(limit, "webcam_gaze_center_left_center.mp4", size=(640, 480))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_healthy(url: str, timeout: float = 180) -> None:
@@ -184,6 +177,8 @@ def main() -> None:
 
     shared = Path(os.environ.get("PROCTOR_TEST_MODELS", ROOT.parent / "shared" / "models")) / "yolov8n_coco_dequant.pt"
     weights = str(shared) if shared.exists() and not (ROOT / "models" / "yolov8n.pt").exists() else None
+    from graph import free_port
+
     base_port = free_port()
     baseline = subprocess.Popen([sys.executable, str(ROOT / "bench" / "baseline" / "app.py"), "--port", str(base_port),
                                  "--detector-backend", opts.baseline_backend]

@@ -86,6 +86,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(url: str, timeout: float, interval: float = 0.5, starting=lambda: True) -> bool:
+    """True once GET {url}/health answers 200; False after `timeout` s, or as soon as `starting()`
+    says the service is gone (a process that exited)."""
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and starting():
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval)
+    return False
+
+
 def _deploy(args: dict[str, Any]) -> None:
     """(Re)deploys the app named proctor with these args and config/serve.yaml's deployment options."""
     from ray import serve
@@ -135,7 +151,6 @@ def serve_app():
     """The real app (config/serve.yaml, test weights) on a Ray cluster of its own; stopped after."""
     if FIXTURES is None or MODELS is None:
         pytest.skip("the end-to-end app needs ../shared (fixtures and weights)")
-    import httpx
     import ray
     from ray import serve
 
@@ -159,15 +174,7 @@ def serve_app():
     try:
         _deploy(args)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
+        if not wait_healthy(url, timeout=120):
             raise RuntimeError("the app did not become healthy within 120 s")
         yield {"url": url, "args": args, "tmp": tmp, "port": port, "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics"}
     finally:

@@ -10,14 +10,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import psutil
 import yaml
 
 from tests.conftest import (FIXTURES, ROOT, TEST_API_KEY, TEST_TOKEN_SECRET, _free_port, needs_fixtures,
-                            needs_models, shared_weights_path)
+                            needs_models, shared_weights_path, wait_healthy)
 
 pytestmark = [needs_fixtures, needs_models]
 
@@ -51,15 +50,7 @@ def test_make_run_with_direct_ingress_serves_a_session():
                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline and service.poll() is None:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
+        if not wait_healthy(url, timeout=180, interval=1, starting=lambda: service.poll() is None):
             raise AssertionError(f"not healthy: {(tmp_path / 'run_service.log').read_text()[-3000:]}")
 
         owner = _listener(port)
