@@ -1,6 +1,7 @@
 """Per-stage cost of one 640x480 webcam frame, without serving: JPEG decode, face/gaze (MediaPipe)
-and YOLO per backend, thread count, batch splitting and batch size (time and CPU time per frame). From these, the ceiling: frames/s this machine
-could reach if its CPU did nothing but decoding and model inference.
+and YOLO per backend, thread count, batch splitting and batch size (time and CPU time per frame).
+From these, the ceiling: frames/s this machine could reach if its CPU did nothing but decoding and
+model inference.
 
     python bench/stage_costs.py [--repeats 30] [--rounds 8]   ->  bench/results/stage_costs.json
 
