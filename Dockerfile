@@ -72,12 +72,16 @@ RUN set -eu; mkdir -p models; \
 # The application. An editable install: the code stays in /app, so the paths the code resolves
 # from its own location (data/, models/, config/) are /app's, and `graph:build_app` imports from
 # any working directory (Ray workers, the Serve controller, KubeRay's `ray start`).
-COPY graph.py ./
+COPY graph.py settings.py contracts.py errors.py observability.py ./
 COPY config/ config/
+COPY api/ api/
 COPY auth/ auth/
 COPY deployments/ deployments/
+COPY devtools/ devtools/
+COPY pipeline/ pipeline/
 COPY report/ report/
 COPY risk/ risk/
+COPY sessions/ sessions/
 COPY store/ store/
 COPY vision/ vision/
 COPY scripts/ scripts/

@@ -2,9 +2,10 @@
 
 - Integrators (the interview platform) hold API keys: several may be valid at once, for rotation.
   Keys come from `auth.api_keys` in config/serve.yaml and/or the PROCTOR_API_KEYS environment
-  variable (comma-separated). Compared in constant time.
+  variable (comma-separated; `settings.resolve_environment`). Compared in constant time.
 - `/start-session` returns a session token for the candidate's browser: HMAC-SHA256-signed,
   expiring, naming exactly one session. It opens `/analyze-frame` for that session and nothing else.
+- `AccessPolicy` decides who may call what; `api/auth.py` applies it as FastAPI dependencies.
 """
 from __future__ import annotations
 
@@ -12,43 +13,11 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field
-
-API_KEYS_ENV = "PROCTOR_API_KEYS"
-TOKEN_SECRET_ENV = "PROCTOR_TOKEN_SECRET"
-
-
-class AuthConfig(BaseModel):
-    """Access control. Every field is set (with a comment) in config/serve.yaml."""
-
-    api_keys: list[str] = Field(default_factory=list)
-    token_secret: str | None = None
-    token_ttl_s: float = Field(4 * 3600, gt=0)
-    min_key_length: int = Field(16, ge=8)
-
-    def all_api_keys(self) -> list[str]:
-        keys = list(self.api_keys)
-        keys += [k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",") if k.strip()]
-        short = [k for k in keys if len(k) < self.min_key_length]
-        if short:
-            raise ValueError(f"{len(short)} API key(s) shorter than {self.min_key_length} characters")
-        return keys
-
-    def configured_token_secret(self) -> str | None:
-        """$PROCTOR_TOKEN_SECRET (a secret belongs in the environment, not the config file), else
-        auth.token_secret; None: the ingress keeps one in the session store."""
-        return os.environ.get(TOKEN_SECRET_ENV, "").strip() or self.token_secret
-
-
-class AuthError(Exception):
-    def __init__(self, message: str, status: int = 401):
-        super().__init__(message)
-        self.status = status
+from errors import Forbidden, Unauthenticated
 
 
 def key_matches(presented: str | None, keys: list[str]) -> bool:
@@ -87,21 +56,21 @@ class TokenClaims:
 
 
 def verify_token(secret: str, token: str, now: float | None = None) -> TokenClaims:
-    """The token's claims if its signature is right and it has not expired; AuthError otherwise."""
+    """The token's claims if its signature is right and it has not expired; Unauthenticated otherwise."""
     try:
         payload, signature = token.split(".")
         expected = _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
     except (ValueError, AttributeError):
-        raise AuthError("malformed session token") from None
+        raise Unauthenticated("malformed session token") from None
     if not hmac.compare_digest(signature, expected):
-        raise AuthError("invalid session token")
+        raise Unauthenticated("invalid session token")
     try:
         claims = json.loads(_unb64(payload))
         result = TokenClaims(str(claims["sid"]), float(claims["exp"]))
     except (ValueError, KeyError, TypeError):
-        raise AuthError("malformed session token") from None
+        raise Unauthenticated("malformed session token") from None
     if (now if now is not None else time.time()) >= result.expires_at:
-        raise AuthError("session token has expired")
+        raise Unauthenticated("session token has expired")
     return result
 
 
@@ -109,3 +78,41 @@ def bearer(authorization: str | None) -> str | None:
     if authorization and authorization[:7].lower() == "bearer ":
         return authorization[7:].strip()
     return None
+
+
+class AccessPolicy:
+    """Who may call what. Integrator calls need an API key; frame calls take the key or the session
+    token of that very session. With no keys configured, auth is off (the service warns loudly)."""
+
+    def __init__(self, api_keys: list[str], token_secret: str, token_ttl_s: float):
+        self.api_keys = list(api_keys)
+        self.token_secret = token_secret
+        self.token_ttl_s = token_ttl_s
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    def require_integrator(self, presented: str | None) -> None:
+        if not self.enabled:
+            return
+        if not presented:
+            raise Unauthenticated("missing API key: send Authorization: Bearer <key> or X-API-Key")
+        if not key_matches(presented, self.api_keys):
+            raise Unauthenticated("invalid API key")
+
+    def require_frame_access(self, session_id: str, presented: str | None, now: float | None = None) -> None:
+        """The integrator's API key, or the (unexpired) session token of this very session."""
+        if not self.enabled:
+            return
+        if not presented:
+            raise Unauthenticated("missing credentials: send the session token as Authorization: Bearer <token>")
+        if key_matches(presented, self.api_keys):
+            return
+        if verify_token(self.token_secret, presented, now).session_id != session_id:
+            raise Forbidden("this session token belongs to another session")
+
+    def session_token(self, session_id: str, now: float) -> tuple[str, float]:
+        """A token for the candidate's client, and when it expires."""
+        expires = now + self.token_ttl_s
+        return make_token(self.token_secret, session_id, expires), expires

@@ -23,7 +23,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-import soak  # noqa: E402
+import common  # noqa: E402
 
 
 def kind_of(proc: psutil.Process) -> str:
@@ -94,8 +94,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cpu_per_frame.json")
     opts = parser.parse_args()
 
-    frames = soak.clip_frames(120, "webcam_gaze_center_left_center.mp4", size=(640, 480))
-    soak.clip_frames = lambda limit=240: frames  # 640x480 webcam frames, as bench/load.py sends
+    frames = common.clip_frames(120, "webcam_gaze_center_left_center.mp4", size=(640, 480))  # as bench/load.py sends
     # Measure a window in the steady state: after every session has started (starting an actor
     # costs about a second of CPU once) and before they end.
     window = (opts.warmup, opts.duration - 2.0)
@@ -104,9 +103,10 @@ def main() -> None:
     cpu: dict[str, float] = {}
     for timer in timers:
         timer.start()
-    report = asyncio.run(soak.run_load(opts.url, opts.api_key, opts.sessions, opts.fps, opts.duration, warmup=2.0))
+    report = asyncio.run(common.run_load(opts.url, opts.api_key, opts.sessions, opts.fps, opts.duration, warmup=2.0,
+                                           frames=frames))
     wall = window[1] - window[0]
-    served = sum(1 for sent, _, status in soak.LAST_RECORDS if status == 200 and window[0] <= sent < window[1])
+    served = sum(1 for sent, _, status in common.LAST_RECORDS if status == 200 and window[0] <= sent < window[1])
     rows = {kind: round(1000 * seconds / served, 1) for kind, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
             if seconds > 0.05}
     result = {

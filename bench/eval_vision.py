@@ -15,10 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from graph import load_args  # noqa: E402
-from vision.detector import DetectorConfig  # noqa: E402
+from risk.gaze import raw_gaze  # noqa: E402
+from settings import AppConfig, GazeConfig, load_args  # noqa: E402
 from vision.evaluation import evaluate  # noqa: E402
-from vision.face_gaze import FaceGazeConfig  # noqa: E402
 
 
 def fmt(share: dict) -> str:
@@ -27,7 +26,7 @@ def fmt(share: dict) -> str:
     return f"{share['hits']}/{share['total']} ({100 * share['rate']:.0f}%)"
 
 
-def render(result: dict, command: str) -> str:
+def render(result: dict, command: str, gaze_cfg: GazeConfig) -> str:
     m = result["metrics"]
     lines = [
         "# Vision accuracy on the development fixtures",
@@ -71,13 +70,14 @@ def render(result: dict, command: str) -> str:
     for row in result["rows"]:
         label, face = row["label"], row["face"]
         problems = []
-        if not label["faces"][0] <= face["faces"] <= label["faces"][1]:
-            problems.append(f"faces {face['faces']} not in {label['faces']}")
-        if "gaze" in label and face["gaze"] != label["gaze"]:
-            problems.append(f"gaze {face['gaze']} != {label['gaze']}")
+        if not label["faces"][0] <= face.faces <= label["faces"][1]:
+            problems.append(f"faces {face.faces} not in {label['faces']}")
+        gaze = raw_gaze(face, gaze_cfg)
+        if "gaze" in label and gaze != label["gaze"]:
+            problems.append(f"gaze {gaze} != {label['gaze']}")
         for key, name in (("phone", "cell phone"), ("book", "book")):
-            plain = any(d["label"] == name for d in row["plain"])
-            looked = any(d["label"] == name for d in row["second_look"])
+            plain = any(d.label == name for d in row["plain"])
+            looked = any(d.label == name for d in row["second_look"])
             if label[key] and not plain:
                 problems.append(f"{key} missed" + (" (found by second look)" if looked else ""))
             if not label[key] and (plain or looked):
@@ -99,19 +99,18 @@ def main() -> None:
     opts = parser.parse_args()
 
     fixtures = Path(os.environ.get("PROCTOR_TEST_FIXTURES", ROOT.parent / "shared" / "fixtures"))
-    args = load_args()
-    detector_cfg = DetectorConfig(**{**args["detector"], "weights": opts.weights})
+    cfg = AppConfig(**load_args())
+    detector_cfg = cfg.detector.model_copy(update={"weights": opts.weights}, deep=True)
     if opts.image_size:
         detector_cfg.image_size = opts.image_size
     if opts.backend:
         detector_cfg.backend = opts.backend
     if opts.second_look_size:
         detector_cfg.second_look.image_size = opts.second_look_size
-    risk = args.get("risk", {})
-    result = evaluate(fixtures, detector_cfg, FaceGazeConfig(**args["face_gaze"]), opts.stride,
-                      risk.get("head_yaw_limit_deg", 30), risk.get("head_pitch_limit_deg", 25))
+    result = evaluate(fixtures, detector_cfg, cfg.face_gaze, cfg.risk.gaze, opts.stride,
+                      cfg.risk.head_yaw_limit_deg, cfg.risk.head_pitch_limit_deg)
     command = "make eval" if len(sys.argv) == 1 else "python bench/eval_vision.py " + " ".join(sys.argv[1:])
-    text = render(result, command)
+    text = render(result, command, cfg.risk.gaze)
     print(text)
     if not opts.no_write:
         (ROOT / "docs").mkdir(exist_ok=True)

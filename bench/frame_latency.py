@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from soak import clip_frames, ray_memory_mib  # noqa: E402  (the soak's clip reader and memory probe)
+from common import clip_frames, ray_memory_mib  # noqa: E402
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import soak  # noqa: E402
+import common  # noqa: E402
 
 
 def main() -> None:
@@ -36,14 +36,14 @@ def main() -> None:
 
     import torch
 
-    from graph import load_args
-    from vision.detector import DetectorConfig, ObjectDetectorModel
+    from settings import AppConfig, load_args
+    from vision.detector import ObjectDetectorModel
     from vision.frames import decode_image
 
     shared = Path(os.environ.get("PROCTOR_TEST_MODELS", ROOT.parent / "shared" / "models")) / "yolov8n_coco_dequant.pt"
     weights = opts.weights or str(shared)
     frames = [decode_image(base64.b64decode(f))
-              for f in soak.clip_frames(64, "webcam_gaze_center_left_center.mp4", size=(640, 480))]
+              for f in common.clip_frames(64, "webcam_gaze_center_left_center.mp4", size=(640, 480))]
     rows, card = [], (torch.cuda.get_device_name(0) if opts.device.startswith("cuda") else "cpu")
     for backend in opts.backends:
         if backend == "onnxruntime" and opts.device.startswith("cuda"):
@@ -52,8 +52,8 @@ def main() -> None:
             if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
                 rows.append({"backend": backend, "skipped": "onnxruntime has no CUDAExecutionProvider here"})
                 continue
-        model = ObjectDetectorModel(DetectorConfig(**{**load_args()["detector"], "weights": weights,
-                                                      "backend": backend, "device": opts.device}))
+        model = ObjectDetectorModel(AppConfig(**load_args()).detector.model_copy(
+            update={"weights": weights, "backend": backend, "device": opts.device}))
         model.warm_up()
         for batch in opts.batches:
             images = [frames[i % len(frames)] for i in range(batch)]

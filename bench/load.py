@@ -26,28 +26,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import soak  # noqa: E402
+import common  # noqa: E402
+from devtools.local_serve import free_port, wait_healthy  # noqa: E402
 
 BUDGET_MS = 150.0
 
 
 def webcam_frames(limit: int = 120) -> list[str]:
     """640x480 JPEGs: the clip's 480x848 frames centre-cropped to 4:3 and resized."""
-    return soak.clip_frames(limit, "webcam_gaze_center_left_center.mp4", size=(640, 480))
+    return common.clip_frames(limit, "webcam_gaze_center_left_center.mp4", size=(640, 480))
 
 
-def wait_healthy(url: str, timeout: float = 180) -> None:
-    import httpx
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not become healthy")
+def require_healthy(url: str, timeout: float = 180) -> None:
+    if not wait_healthy(url, timeout):
+        raise RuntimeError(f"{url} did not become healthy")
 
 
 def ray_pids() -> list[int]:
@@ -80,10 +72,10 @@ def usage(pids: list[int]) -> tuple[float, float]:
 
 async def measure(url: str, api_key: str | None, pids_fn, sessions: int, fps: float, duration: float,
                   frames: list[str]) -> dict:
-    soak.clip_frames = lambda limit=240: frames  # same frames for both systems
     cpu_before, _ = usage(pids_fn())
     started = time.monotonic()
-    report = await soak.run_load(url, api_key, sessions, fps, duration, warmup=min(3.0, duration / 4))
+    report = await common.run_load(url, api_key, sessions, fps, duration, warmup=min(3.0, duration / 4),
+                                   frames=frames)  # the same frames for both systems
     wall = time.monotonic() - started
     cpu_after, rss = usage(pids_fn())
     return {
@@ -177,17 +169,15 @@ def main() -> None:
 
     shared = Path(os.environ.get("PROCTOR_TEST_MODELS", ROOT.parent / "shared" / "models")) / "yolov8n_coco_dequant.pt"
     weights = str(shared) if shared.exists() and not (ROOT / "models" / "yolov8n.pt").exists() else None
-    from graph import free_port
-
     base_port = free_port()
     baseline = subprocess.Popen([sys.executable, str(ROOT / "bench" / "baseline" / "app.py"), "--port", str(base_port),
                                  "--detector-backend", opts.baseline_backend]
                                 + (["--weights", weights] if weights else []))
-    proctor_url, tmp = soak.start_own_app(direct_ingress=True if opts.direct_ingress else None)
+    proctor_url, tmp = common.start_own_app(direct_ingress=True if opts.direct_ingress else None)
     try:
         base_url = f"http://127.0.0.1:{base_port}"
-        wait_healthy(base_url)
-        wait_healthy(proctor_url)
+        require_healthy(base_url)
+        require_healthy(proctor_url)
         results = {"baseline": [], "proctor": []}
         for k in levels:  # interleaved: the two systems share the machine's noise
             results["baseline"].append(asyncio.run(measure(base_url, None, lambda: [baseline.pid], k, opts.fps, duration, frames)))
@@ -196,14 +186,7 @@ def main() -> None:
     finally:
         baseline.terminate()
         baseline.wait(timeout=30)
-        import shutil
-
-        import ray
-        from ray import serve
-
-        serve.shutdown()
-        ray.shutdown()
-        shutil.rmtree(tmp, ignore_errors=True)
+        common.stop_own_app(tmp)
     results["baseline_detector_backend"] = opts.baseline_backend
     results["proctor_direct_ingress"] = opts.direct_ingress
     results["max_sessions"] = {s: max_sessions_under_budget(results[s]) for s in ("baseline", "proctor")}

@@ -2,7 +2,7 @@
 
     python bench/session_cost.py [--sessions 50]
 
-Starts the app itself (like bench/soak.py), opens N sessions one after another, and measures the RSS
+Starts the app itself (bench/common.py, as bench/soak.py does), opens N sessions one after another, and measures the RSS
 of every Ray process before and after, and each /start-session's latency; then ends them all.
 """
 from __future__ import annotations
@@ -20,36 +20,29 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-import soak  # noqa: E402
+import common  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=50)
     opts = parser.parse_args()
-    url, tmp = soak.start_own_app()
+    url, tmp = common.start_own_app()
     try:
         with httpx.Client(base_url=url, timeout=120) as client:
             time.sleep(5)
-            before = soak.ray_memory_mib()
+            before = common.ray_memory_mib()
             latencies, ids = [], []
             for i in range(opts.sessions):
                 started = time.perf_counter()
                 ids.append(client.post("/start-session", json={"candidate_id": f"cost-{i}"}).raise_for_status().json()["session_id"])
                 latencies.append((time.perf_counter() - started) * 1000)
             time.sleep(3)
-            after = soak.ray_memory_mib()
+            after = common.ray_memory_mib()
             for sid in ids:
                 client.post("/end-session", json={"session_id": sid}).raise_for_status()
     finally:
-        import shutil
-
-        import ray
-        from ray import serve
-
-        serve.shutdown()
-        ray.shutdown()
-        shutil.rmtree(tmp, ignore_errors=True)
+        common.stop_own_app(tmp)
     actors = after.get("ray::RiskSession", 0.0)
     report = {
         "sessions": opts.sessions,

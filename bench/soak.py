@@ -15,193 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
-import random
-import statistics
 import sys
-import tempfile
-import time
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def clip_frames(limit: int = 240, clip: str = "webcam_gaze_center.mp4",
-                size: tuple[int, int] | None = None) -> list[str]:
-    """Consecutive frames of a fixtures clip as base64 JPEGs (distinct: none looks frozen). With
-    `size`, each frame is centre-cropped to that aspect ratio and resized (e.g. 640x480 webcam)."""
-    import cv2
-
-    from vision.evaluation import read_video
-
-    fixtures = Path(os.environ.get("PROCTOR_TEST_FIXTURES", ROOT.parent / "shared" / "fixtures"))
-    frames = []
-    for _, frame in read_video(fixtures / "videos" / clip, 1):
-        if size is not None:
-            height, width = frame.shape[:2]
-            crop_h = min(height, width * size[1] // size[0])
-            top = (height - crop_h) // 2
-            frame = cv2.resize(frame[top:top + crop_h], size, interpolation=cv2.INTER_AREA)
-        frames.append(base64.b64encode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1]).decode())
-        if len(frames) == limit:
-            break
-    if not frames:
-        raise SystemExit(f"could not read {clip} from the fixtures")
-    return frames
-
-
-def ray_memory_mib() -> dict[str, float]:
-    """RSS of every Ray process on this machine, by process title (ray::ServeReplica:..., raylet...)."""
-    import psutil
-
-    memory: dict[str, float] = {}
-    for proc in psutil.process_iter(["pid", "cmdline", "memory_info", "name"]):
-        try:
-            cmd = " ".join(proc.info["cmdline"] or [])
-            if not proc.info["memory_info"] or ("ray" not in cmd and "gcs_server" not in cmd):
-                continue
-            if "soak.py" in cmd or "pytest" in cmd:
-                continue
-            # Ray retitles workers with the task they run ("ray::ServeReplica:proctor:Ingress.handle_request"):
-            # keep the actor part only, so a process is the same row at the start and at the end.
-            title = cmd.split()[0].split(".")[0] if cmd.startswith("ray::") else (proc.info["name"] or "?")
-            memory[title] = memory.get(title, 0.0) + proc.info["memory_info"].rss / 2**20
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return {k: round(v, 1) for k, v in sorted(memory.items())}
-
-
-async def session_loop(client, frames, fps, duration, offset, records, skipped, ends):
-    r = await client.post("/start-session", json={"candidate_id": f"soak-{offset}"})
-    r.raise_for_status()
-    session = r.json()
-    token = session.get("session_token")  # the one-process baseline has no auth
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    # Candidates' webcams are not in step: each session starts at its own point of the frame
-    # interval (seeded, so both systems in a benchmark see the same phases).
-    await asyncio.sleep(random.Random(offset).uniform(0, 1 / fps))
-    started = time.monotonic()
-    tick, in_flight = 0, None
-
-    async def send(index: int, capture_time: float):
-        sent = time.monotonic()
-        try:
-            resp = await client.post("/analyze-frame", headers=headers, json={
-                "session_id": session["session_id"], "frame": frames[index % len(frames)], "timestamp": capture_time})
-            status = resp.status_code
-            if status == 200 and "latency_ms" in resp.json():  # the service's own per-stage split
-                STAGE_SPLITS.append(resp.json()["latency_ms"])
-        except Exception as exc:  # noqa: BLE001 - a soak counts every failure, of any kind
-            status = type(exc).__name__
-        records.append((sent - RUN_START, time.monotonic() - sent, status))
-
-    while (now := time.monotonic() - started) < duration:
-        if in_flight is None or in_flight.done():
-            in_flight = asyncio.create_task(send(offset * 7 + tick, now))
-        else:
-            skipped.append(1)
-        tick += 1
-        await asyncio.sleep(max(0.0, started + tick / fps - time.monotonic()))
-    if in_flight is not None:
-        await in_flight
-    end = await client.post("/end-session", json={"session_id": session["session_id"]})
-    ends.append(end.status_code)
-
-
-RUN_START = 0.0
-STAGE_SPLITS: list[dict[str, float]] = []
-LAST_RECORDS: list[tuple[float, float, object]] = []  # (sent s after start, latency s, status) of the last run
-
-
-async def run_load(url: str, api_key: str | None, sessions: int, fps: float, duration: float,
-                   warmup: float) -> dict:
-    import httpx
-
-    global RUN_START
-    STAGE_SPLITS.clear()
-    frames = clip_frames()
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    records, skipped, ends = [], [], []
-    limits = httpx.Limits(max_connections=sessions * 2 + 4)
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as client:
-        RUN_START = time.monotonic()
-        loops = [asyncio.create_task(session_loop(client, frames, fps, duration, i, records, skipped, ends))
-                 for i in range(sessions)]
-        await asyncio.sleep(warmup)
-        memory_start = await asyncio.to_thread(ray_memory_mib)
-        # the end sample is taken while the sessions are still open, so the same processes compare
-        await asyncio.sleep(max(0.0, RUN_START + duration - 1.0 - time.monotonic()))
-        memory_end = await asyncio.to_thread(ray_memory_mib)
-        await asyncio.gather(*loops)
-    LAST_RECORDS[:] = records
-    return summarize(records, skipped, ends, memory_start, memory_end,
-                     {"sessions": sessions, "fps": fps, "duration_s": duration, "warmup_s": warmup, "url": url})
-
-
-def summarize(records, skipped, ends, memory_start, memory_end, params) -> dict:
-    statuses = Counter(str(s) for _, _, s in records)
-    buckets = {}
-    for sent, latency, status in records:
-        if status == 200:
-            buckets.setdefault(int(sent // 30) * 30, []).append(latency * 1000)
-
-    def pct(values, q):
-        values = sorted(values)
-        return round(values[min(len(values) - 1, int(q * (len(values) - 1)))], 1)
-
-    over_time = [{"from_s": start, "frames": len(v), "p50_ms": pct(v, 0.5), "p95_ms": pct(v, 0.95)}
-                 for start, v in sorted(buckets.items())]
-    total_start, total_end = sum(memory_start.values()), sum(memory_end.values())
-    growth = {k: round(100 * (memory_end.get(k, 0) - v) / v, 1) for k, v in memory_start.items() if v > 0}
-    ok = [lat for _, lat, s in records if s == 200]
-    return {
-        "params": params,
-        "requests": len(records),
-        "statuses": dict(statuses),
-        "server_errors_other_than_refusals": sum(n for s, n in statuses.items() if s.isdigit() and int(s) >= 500 and s != "503")
-        + sum(n for s, n in statuses.items() if not s.isdigit()),
-        "refused_503": statuses.get("503", 0),
-        "rate_limited_429": statuses.get("429", 0),
-        "skipped_ticks": len(skipped),
-        "ended_sessions": Counter(ends),
-        "achieved_frames_per_s": round(len(ok) / params["duration_s"], 2),
-        "latency_ms": {q: pct([x * 1000 for x in ok], v) if ok else None
-                       for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
-        "latency_over_time": over_time,
-        "stage_ms_p50": {stage: round(statistics.median(s[stage] for s in STAGE_SPLITS), 1)
-                         for stage in (STAGE_SPLITS[0] if STAGE_SPLITS else {})},
-        "memory_mib_start": memory_start,
-        "memory_mib_end": memory_end,
-        "memory_total_mib": {"start": round(total_start, 1), "end": round(total_end, 1),
-                             "growth_pct": round(100 * (total_end - total_start) / total_start, 1) if total_start else None},
-        "memory_growth_pct_by_process": growth,
-    }
-
-
-def start_own_app(direct_ingress: bool | None = None):
-    """A Proctor of this process's own on a local Ray (config/serve.yaml; `direct_ingress` overrides
-    ingress.direct_ingress). Returns its URL and the temp dir to remove after."""
-    from ray import serve
-
-    from graph import build_app_with_options, free_port, load_args, load_deployment_options, start_local_serve
-
-    tmp = Path(tempfile.mkdtemp(prefix="proctor-soak-"))
-    args = load_args()
-    shared = Path(os.environ.get("PROCTOR_TEST_MODELS", ROOT.parent / "shared" / "models")) / "yolov8n_coco_dequant.pt"
-    if not (ROOT / args["detector"]["weights"]).exists() and shared.exists():
-        args["detector"]["weights"] = str(shared)
-    args["ingress"]["store_path"] = str(tmp / "sessions.sqlite3")
-    port = free_port()
-    if direct_ingress is not None:
-        args["ingress"]["direct_ingress"] = direct_ingress
-    start_local_serve(port, args["ingress"].get("direct_ingress", False), num_cpus=2, include_dashboard=False,
-                      _temp_dir=str(tmp / "ray"), namespace="serve", log_to_driver=False)
-    serve.run(build_app_with_options(args, load_deployment_options()), name="proctor", route_prefix="/")
-    return f"http://127.0.0.1:{port}", tmp
+import common  # noqa: E402
 
 
 def main() -> None:
@@ -216,19 +38,11 @@ def main() -> None:
     opts = parser.parse_args()
     warmup = opts.warmup if opts.warmup is not None else min(60.0, opts.duration / 5)
 
-    url, tmp = (opts.url, None) if opts.url else start_own_app()
+    url, tmp = (opts.url, None) if opts.url else common.start_own_app()
     try:
-        report = asyncio.run(run_load(url, opts.api_key, opts.sessions, opts.fps, opts.duration, warmup))
+        report = asyncio.run(common.run_load(url, opts.api_key, opts.sessions, opts.fps, opts.duration, warmup))
     finally:
-        if tmp is not None:
-            import shutil
-
-            import ray
-            from ray import serve
-
-            serve.shutdown()
-            ray.shutdown()
-            shutil.rmtree(tmp, ignore_errors=True)
+        common.stop_own_app(tmp)
     report["command"] = "python bench/soak.py " + " ".join(sys.argv[1:])
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     opts.out.write_text(json.dumps(report, indent=2))

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import soak  # noqa: E402
+import common  # noqa: E402
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -46,15 +46,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stage_costs.json")
     opts = parser.parse_args()
 
-    from graph import load_args
-    from vision.detector import DetectorConfig, ObjectDetectorModel
-    from vision.face_gaze import FaceGazeAnalyzer, FaceGazeConfig
+    from settings import AppConfig, load_args
+    from vision.detector import ObjectDetectorModel
+    from vision.face_gaze import FaceGazeAnalyzer
     from vision.frames import decode_image
 
     shared = Path(os.environ.get("PROCTOR_TEST_MODELS", ROOT.parent / "shared" / "models")) / "yolov8n_coco_dequant.pt"
     weights = opts.weights or (str(ROOT / "models" / "yolov8n.pt") if (ROOT / "models" / "yolov8n.pt").exists() else str(shared))
-    args = load_args()
-    jpegs = [base64.b64decode(f) for f in soak.clip_frames(16, "webcam_gaze_center_left_center.mp4", size=(640, 480))]
+    cfg = AppConfig(**load_args())
+    jpegs = [base64.b64decode(f) for f in common.clip_frames(16, "webcam_gaze_center_left_center.mp4", size=(640, 480))]
     images = [decode_image(j) for j in jpegs]
     cursor = {"i": 0}
 
@@ -64,7 +64,7 @@ def main() -> None:
 
     stages: dict[str, float] = {}
     stages["decode"] = median_ms(lambda: decode_image(jpegs[next_index()]), opts.repeats)
-    face = FaceGazeAnalyzer(FaceGazeConfig(**args["face_gaze"]))
+    face = FaceGazeAnalyzer(cfg.face_gaze)
     stages["face_gaze"] = median_ms(lambda: face.analyze(images[next_index()]), opts.repeats)
     face.close()
 
@@ -78,9 +78,9 @@ def main() -> None:
             for size in opts.image_sizes:
                 # split: a batch runs as single-thread runs in parallel (ONNX Runtime on 2+ threads only)
                 for split in ((False, True) if backend == "onnxruntime" and threads > 1 else (False,)):
-                    model = ObjectDetectorModel(DetectorConfig(**{
-                        **args["detector"], "weights": weights, "image_size": size, "backend": backend,
-                        "threads": threads, "split_batches": split}))
+                    model = ObjectDetectorModel(cfg.detector.model_copy(update={
+                        "weights": weights, "image_size": size, "backend": backend, "threads": threads,
+                        "split_batches": split}))
                     model.warm_up()
                     models[(backend, threads, size, split)] = model
     samples: dict[tuple, list[tuple[float, float]]] = {}
@@ -104,9 +104,9 @@ def main() -> None:
         print(json.dumps(detector_rows[-1]), flush=True)
 
     cores = os.cpu_count() or 1
-    served = args["detector"]  # the ceiling for the configured detector (backend, input size)
+    served = cfg.detector  # the ceiling for the configured detector (backend, input size)
     best_one_thread = min(r["ms_per_frame"] for r in detector_rows if r["threads"] == 1
-                          and r["backend"] == served["backend"] and r["image_size"] == served["image_size"])
+                          and r["backend"] == served.backend and r["image_size"] == served.image_size)
     # One frame's CPU time when each stage runs on one core: two decodes (face and detector each
     # decode the JPEG), face/gaze, YOLO. All cores busy with nothing else -> the ceiling.
     core_ms = 2 * stages["decode"] + stages["face_gaze"] + best_one_thread

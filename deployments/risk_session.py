@@ -1,27 +1,31 @@
 """RiskSession: one named, detached Ray actor per interview session, holding its risk state.
 
 A thin shell over the pure `risk.engine.RiskEngine`. Every frame's observation summary, every event
-change and each event's evidence snapshot is written to the session store before `observe` returns.
-When the actor crashes, Ray restarts it (`max_restarts`) and the constructor replays the stored
-observations through a fresh engine: the same score, the same events, the same event ids.
+change and each event's evidence snapshot is written to the session store, in one transaction,
+before `observe` returns. When the actor crashes, Ray restarts it (`max_restarts`) and the
+constructor replays the stored observations through a fresh engine: the same score, the same
+events, the same event ids. `sessions.directory` is its only caller.
 """
 from __future__ import annotations
 
 import time
-from functools import partial
-from typing import Any
 
 import ray
 
+from contracts import Detection, Detections, FaceResult, RiskUpdate
+from errors import SessionClosed
 from risk.clock import FrameClock
-from risk.config import RiskConfig
-from risk.engine import RiskEngine
-from risk.observation import Observation, frame_usable
-from store.session_store import open_store
+from risk.engine import FrameOutcome, RiskEngine
+from risk.observation import Observation
+from sessions.status import SessionStatus
+from settings import RiskConfig
+from store import open_store
 from vision.evidence import render_evidence
-from vision.face_gaze import FaceGazeConfig, classify_gaze
 
 NAMESPACE = "proctor"
+
+# A frame that may become an event's evidence: (time, JPEG, face result, detections).
+Candidate = tuple[float, bytes, FaceResult, tuple[Detection, ...]]
 
 
 def actor_name(session_id: str) -> str:
@@ -30,106 +34,104 @@ def actor_name(session_id: str) -> str:
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
 class RiskSession:
-    def __init__(self, session_id: str, risk_config: dict[str, Any], face_config: dict[str, Any],
-                 store_location: str):
+    def __init__(self, session_id: str, risk_config: RiskConfig, store_location: str):
         self.session_id = session_id
+        self.cfg = risk_config
         self.store = open_store(store_location)  # an SQLite path or a postgresql:// URL
-        record = self.store.get(session_id)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        """The session's state from the store: after a crash, an app restart, or a released end."""
+        record = self.store.get(self.session_id)
         if record is None:
-            raise ValueError(f"session {session_id} is not in the store")
-        face_cfg = FaceGazeConfig(**face_config)
-        self.engine = RiskEngine(RiskConfig(**risk_config), record["started_at"],
-                                 classify_gaze=partial(classify_gaze, cfg=face_cfg),
-                                 gaze_vertical_center=face_cfg.gaze_vertical_center)
+            raise ValueError(f"session {self.session_id} is not in the store")
+        self.engine = RiskEngine(self.cfg, record["started_at"])
         self.clock = FrameClock(record["clock_offset"])
-        self.pending_best: dict[str, tuple[float, bytes, dict, list]] = {}  # type -> best pending frame
-        rows = self.store.observations(session_id)
-        for row in rows:  # rebuild after a crash or an app restart
+        self.pending_best: dict[str, Candidate] = {}  # type -> best frame of a pending episode
+        rows = self.store.observations(self.session_id)
+        for row in rows:
             self.engine.observe(Observation.from_dict(row["observation"]))
         self.seq = rows[-1]["seq"] if rows else 0
         self.rebuilt_frames = len(rows)
-        self.finished = record["status"] not in ("open", "ending")  # rebuilt after the end: read-only
+        self.finished = not record["status"].live  # rebuilt after the end: read-only
 
-    def observe(self, image_bytes: bytes, face: dict[str, Any], objects: list[dict[str, Any]],
-                client_timestamp: float | None, arrival: float) -> dict[str, Any]:
+    def observe(self, image_bytes: bytes, face: FaceResult, detections: Detections,
+                client_timestamp: float | None, arrival: float) -> RiskUpdate:
         # A frame still in the models when end-session ran arrives after the verdict: refused, so
-        # the report never holds a frame the verdict did not see.
+        # the report never holds a frame the verdict did not see. Calls run one at a time here.
         if self.finished:
-            return {"session_ended": True}
-        return self._observe(image_bytes, face, objects, client_timestamp, arrival)
-
-    def _observe(self, image_bytes: bytes, face: dict[str, Any], objects: list[dict[str, Any]],
-                 client_timestamp: float | None, arrival: float) -> dict[str, Any]:
+            raise SessionClosed(f"session {self.session_id} has ended")
         had_offset = self.clock.offset is not None
         t = self.clock.frame_time(client_timestamp, arrival)
-        if not had_offset and self.clock.offset is not None:
-            self.store.set_clock_offset(self.session_id, self.clock.offset)
-        issues = list((face.get("quality") or {}).get("issues", []))
-        obs = Observation.from_results(t, face, objects, frame_usable(face.get("faces", 0), issues))
+        new_offset = self.clock.offset if not had_offset else None
+        obs = Observation.from_results(t, face, detections.objects, self.cfg.gaze)
         stored = obs.to_dict()  # the engine's input, before it marks frozen frames: replay needs it
-        result = self.engine.observe(obs)
-        if result["frozen"]:
-            issues.append("frozen")
-        result["frame_quality_issues"] = issues
-        result["usable"] = obs.usable
-        if result["duplicate"]:
-            return result  # already recorded when it first arrived
+        outcome = self.engine.observe(obs, face.quality.issues)
+        if outcome.update.duplicate:
+            return outcome.update  # already recorded when it first arrived
 
         self.seq += 1
-        changed = {e["id"]: e for e in result["open_events"]}
+        changed = {e["id"]: e for e in outcome.update.open_events}
         for event in self.engine.events:
-            if event.id in result["closed_ids"]:
+            if event.id in outcome.closed_ids:
                 changed[event.id] = event.to_dict()  # closed by this frame
-        evidence = self._evidence(t, image_bytes, face, objects, result)
-        self.store.record_frame(self.session_id, self.seq, t, self.engine.score, result["attention"], stored,
-                                list(changed.values()), evidence, seen_at=time.time())
-        return result
+        evidence = self._evidence((t, image_bytes, face, detections.objects), outcome)
+        self.store.record_frame(self.session_id, self.seq, t, self.engine.score, outcome.update.attention, stored,
+                                list(changed.values()), evidence, seen_at=time.time(), clock_offset=new_offset)
+        return outcome.update
 
-    def _evidence(self, t, image_bytes, face, objects, result) -> list[tuple[str, float, float, bytes]]:
+    def _evidence(self, frame: Candidate, outcome: FrameOutcome) -> list[tuple[str, float, float, bytes]]:
         """The frame with each event's strongest signal, boxes drawn. Frames before an event opened
         are kept in memory (one per type) until it opens or the condition clears."""
+        t = frame[0]
         out = []
         open_by_type = {e.type: e for e in self.engine.open_events()}
-        for kind in result["peaks"]:
+        for kind in outcome.peaks:
             if kind not in open_by_type:
-                self.pending_best[kind] = (t, image_bytes, face, objects)
+                self.pending_best[kind] = frame
         for kind, event in open_by_type.items():
             if event.peak_time == t:
-                frame = (t, image_bytes, face, objects)
-            elif event.id in result["opened_ids"] and self.pending_best.get(kind, (None,))[0] == event.peak_time:
-                frame = self.pending_best[kind]
+                best = frame
+            elif event.id in outcome.opened_ids and kind in self.pending_best \
+                    and self.pending_best[kind][0] == event.peak_time:
+                best = self.pending_best[kind]
             else:
                 continue
-            caption = f"{kind} {event.peak_confidence:.2f} at {time.strftime('%H:%M:%S', time.gmtime(frame[0]))} UTC"
-            jpeg = render_evidence(frame[1], frame[2].get("face_boxes", []), frame[3], caption)
-            out.append((event.id, frame[0], event.peak_confidence, jpeg))
+            caption = f"{kind} {event.peak_confidence:.2f} at {time.strftime('%H:%M:%S', time.gmtime(best[0]))} UTC"
+            jpeg = render_evidence(best[1], best[2].face_boxes, best[3], caption)
+            out.append((event.id, best[0], event.peak_confidence, jpeg))
         for kind in list(self.pending_best):
             if kind in open_by_type or self.engine.pending_since(kind) is None:
                 del self.pending_best[kind]  # opened (evidence saved) or the condition cleared
         return out
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> dict:
         return {**self.engine.state(), "rebuilt_frames": self.rebuilt_frames}
 
-    def finish(self, now: float, status: str = "ended") -> dict[str, Any]:
+    def finish(self, now: float, status: SessionStatus) -> dict:
+        """The verdict and summary, stored with the session's end in one transaction. Called only
+        by the session service, after it claimed the end (status ENDING)."""
+        if self.finished:
+            raise SessionClosed(f"session {self.session_id} has ended")
         summary = self.engine.finish(now)
-        summary["status"] = status
-        self.store.save_events(self.session_id, summary["events"])
-        self.store.end(self.session_id, now, summary, status=status)
-        self.finished = True  # calls run one at a time here: no frame can slip in between
+        summary["status"] = status.value
+        if not self.store.finish(self.session_id, status, now, summary, summary["events"]):
+            self._rebuild()  # the claim was released meanwhile: the engine goes back to what is stored
+            raise SessionClosed(f"session {self.session_id} is not being ended")
+        self.finished = True
         return summary
 
 
-def session_actor(session_id: str, risk_config: dict[str, Any], face_config: dict[str, Any],
-                  store_location: str, num_cpus: float):
-    """The session's actor: the running one, or a new one rebuilt from the store."""
+def session_actor(session_id: str, risk_config: RiskConfig, store_location: str, num_cpus: float):
+    """The session's actor: the running one, or a new one rebuilt from the store. Blocking (a GCS
+    lookup, maybe a creation): call it off the event loop."""
     return RiskSession.options(
         name=actor_name(session_id),
         namespace=NAMESPACE,
         lifetime="detached",  # outlives the ingress replica that made it
         get_if_exists=True,  # several ingress replicas may race to (re)create it
         num_cpus=num_cpus,
-    ).remote(session_id, risk_config, face_config, store_location)
+    ).remote(session_id, risk_config, store_location)
 
 
 def find_session_actor(session_id: str):

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from store.session_store import BaseSessionStore
+from store.base import SessionStoreBase
 
 
-def evidence_url(session_id: str, event_id: str) -> str:
-    return f"/sessions/{session_id}/events/{event_id}/evidence.jpg"
+def report_path(request, session_id: str) -> str:
+    """The report's path as the client reaches it: under the app's route prefix (Serve's root_path)."""
+    return f"{request.scope.get('root_path', '')}/sessions/{session_id}/report"
 
 
-def build_report(store: BaseSessionStore, session_id: str) -> dict[str, Any] | None:
+def build_report(store: SessionStoreBase, session_id: str, path: str) -> dict[str, Any] | None:
+    """The report of the session, `path` being where it is served (`report_path`): evidence URLs
+    sit beside it."""
     record = store.get(session_id)
     if record is None:
         return None
@@ -23,7 +26,8 @@ def build_report(store: BaseSessionStore, session_id: str) -> dict[str, Any] | N
     for event in events:
         event["start_offset_s"] = round(event["start"] - started, 2)
         event["end_offset_s"] = None if event.get("end") is None else round(event["end"] - started, 2)
-        event["evidence_url"] = evidence_url(session_id, event["id"]) if event["id"] in with_evidence else None
+        event["evidence_url"] = (path.removesuffix("/report") + f"/events/{event['id']}/evidence.jpg"
+                                 if event["id"] in with_evidence else None)
     timeline = [{
         "t": round(o["t"], 3),
         "offset_s": round(o["t"] - started, 2),
@@ -34,7 +38,7 @@ def build_report(store: BaseSessionStore, session_id: str) -> dict[str, Any] | N
     return {
         "session_id": session_id,
         "candidate_id": record["candidate_id"],
-        "status": record["status"],
+        "status": record["status"].value,
         "started_at": started,
         "ended_at": record["ended_at"],
         "verdict": record["verdict"],

@@ -8,23 +8,10 @@ A baseline outside the plausible limits (the candidate really was turned away) i
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 
-from risk.config import CalibrationConfig
-
-
-@dataclass
-class Baseline:
-    yaw: float = 0.0
-    pitch: float = 0.0
-    gaze_horizontal: float = 0.0  # offset from 0.5 (the centred iris)
-    gaze_vertical: float = 0.0  # offset from the configured vertical centre
-    frames: int = 0
-    accepted: bool = False
-    reason: str = "calibrating"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from contracts import Baseline, GazeRatio
+from settings import CalibrationConfig
 
 
 class Calibrator:
@@ -39,14 +26,14 @@ class Calibrator:
     def done(self) -> bool:
         return self.baseline is not None
 
-    def add(self, t: float, yaw: float | None, pitch: float | None, gaze_ratio: dict | None) -> None:
+    def add(self, t: float, yaw: float | None, pitch: float | None, gaze_ratio: GazeRatio | None) -> None:
         """Feed a usable one-face frame's pose and iris ratios while calibrating."""
         if self.done:
             return
         if self.first_t is None:
             self.first_t = t
         if yaw is not None and pitch is not None and gaze_ratio:
-            self.samples.append((yaw, pitch, gaze_ratio["horizontal"], gaze_ratio["vertical"]))
+            self.samples.append((yaw, pitch, gaze_ratio.horizontal, gaze_ratio.vertical))
         if t - self.first_t >= self.cfg.window_s:
             self.baseline = self._finish()
 
@@ -61,5 +48,4 @@ class Calibrator:
         if abs(base.gaze_horizontal) > self.cfg.max_gaze_offset or abs(base.gaze_vertical) > self.cfg.max_gaze_offset:
             return Baseline(yaw=base.yaw, pitch=base.pitch, frames=base.frames, accepted=True,
                             reason="pose accepted; gaze too far off to be neutral, gaze uncorrected")
-        base.accepted, base.reason = True, "ok"
-        return base
+        return replace(base, accepted=True, reason="ok")

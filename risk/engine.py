@@ -5,22 +5,33 @@ how a crashed RiskSession actor comes back from the session store.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Sequence
 
+from contracts import Baseline, RiskUpdate
 from risk.calibrate import Calibrator
-from risk.config import EVENT_TYPES, RiskConfig
 from risk.events import Event, EventTracker
 from risk.filters import AttentionWindow, TalkingDetector
-from risk.observation import Observation, attentive, conditions, relative_to
+from risk.observation import Observation, attentive, conditions, frozen, relative_to
 from risk.score import advance_score, verdict
+from settings import EVENT_TYPES, RiskConfig
+
+
+@dataclass(frozen=True)
+class FrameOutcome:
+    """One frame's result: the update the caller answers with, and which events changed (for the
+    session's store write and its evidence)."""
+
+    update: RiskUpdate
+    opened_ids: tuple[str, ...] = ()
+    closed_ids: tuple[str, ...] = ()
+    peaks: tuple[str, ...] = ()  # event types whose strongest frame so far this is
 
 
 class RiskEngine:
-    def __init__(self, cfg: RiskConfig, started_at: float,
-                 classify_gaze: Callable[[float, float], str] | None = None, gaze_vertical_center: float = 0.45):
+    def __init__(self, cfg: RiskConfig, started_at: float):
         self.cfg = cfg
         self.started_at = started_at
-        self.classify_gaze = classify_gaze
         self.last_t: float | None = None
         self.last_digest: str | None = None
         self.score = 0.0
@@ -33,23 +44,25 @@ class RiskEngine:
         self.trackers = {kind: EventTracker(kind, cfg.rules[kind], self._event_id) for kind in EVENT_TYPES}
         self.attention = AttentionWindow(cfg.attention_window_s, cfg.max_gap_s)
         self.talking = TalkingDetector(cfg.talking_window_s, cfg.talking_mouth_range, cfg.talking_min_frames)
-        self.calibrator = Calibrator(cfg.calibration, gaze_vertical_center)
+        self.calibrator = Calibrator(cfg.calibration, cfg.gaze.vertical_center)
 
     def _event_id(self, kind: str) -> str:
         return f"{len(self.events) + 1:04d}-{kind.lower().replace('_', '-')}"
 
-    def observe(self, obs: Observation) -> dict[str, Any]:
-        """Score one frame. Duplicates are ignored; late frames never move time backwards."""
+    def observe(self, obs: Observation, quality_issues: Sequence[str] = ()) -> FrameOutcome:
+        """Score one frame. Duplicates are ignored; late frames never move time backwards.
+        `quality_issues` are the face stage's (too_dark, ...); the engine adds frozen."""
         if self.last_t is not None and obs.t == self.last_t and obs.digest and obs.digest == self.last_digest:
             self.duplicate_frames += 1  # the same frame delivered twice (a client retry)
-            return self._result(self.last_t, duplicate=True)
+            return FrameOutcome(self._update(self.last_t, obs, quality_issues, duplicate=True))
         if self.last_t is not None and obs.t < self.last_t:
             self.late_frames += 1  # arrived after a newer frame: it must not rewrite the past
-            return self._result(self.last_t, late=True)
-        frozen = bool(obs.digest) and obs.digest == self.last_digest
+            return FrameOutcome(self._update(self.last_t, obs, quality_issues, late=True))
+        is_frozen = frozen(self.last_digest, obs.digest)
         self.last_digest = obs.digest
-        if frozen:
+        if is_frozen:
             obs.usable = False
+            quality_issues = (*quality_issues, "frozen")
         t = obs.t
         dt = 0.0 if self.last_t is None else min(t - self.last_t, self.cfg.max_gap_s)
 
@@ -60,7 +73,7 @@ class RiskEngine:
         obs.talking = self.talking.add(t, obs.mouth_openness if obs.usable else None)
         if obs.usable and obs.faces == 1:
             self.calibrator.add(t, obs.yaw, obs.pitch, obs.gaze_ratio)
-        rel = relative_to(obs, self.calibrator.baseline, self.classify_gaze)
+        rel = relative_to(obs, self.calibrator.baseline, self.cfg.gaze)
         if obs.usable:
             judged = conditions(obs, rel, self.cfg, calibrated=self.calibrator.done)
         else:
@@ -68,7 +81,9 @@ class RiskEngine:
             # only feeds LOW_QUALITY, which is recorded but never scored.
             judged = {"LOW_QUALITY": 1.0}
 
-        opened, closed, reopened, peaks = [], [], [], []
+        opened: list[Event] = []
+        closed: list[Event] = []
+        peaks: list[str] = []
         for kind, confidence in judged.items():
             step = self.trackers[kind].step(t, confidence)
             if step.opened is not None:
@@ -77,8 +92,6 @@ class RiskEngine:
                 self.score = min(100.0, self.score + self.cfg.rules[kind].open_points)
             if step.closed is not None:
                 closed.append(step.closed)
-            if step.reopened is not None:
-                reopened.append(step.reopened)
             if step.new_peak:
                 peaks.append(kind)
 
@@ -89,31 +102,34 @@ class RiskEngine:
         self.last_t = t
         self.frames += 1
         self.peak_score = max(self.peak_score, self.score)
-        return self._result(t, opened=opened, closed=closed, reopened=reopened, peaks=peaks,
-                            frozen=frozen, gaze=rel.gaze if obs.usable else "unknown", talking=obs.talking)
+        update = self._update(t, obs, quality_issues, gaze=rel.gaze, opened=opened, closed=closed)
+        return FrameOutcome(update, opened_ids=tuple(e.id for e in opened), closed_ids=tuple(e.id for e in closed),
+                            peaks=tuple(peaks))
 
-    def _result(self, t: float, opened=(), closed=(), reopened=(), peaks=(), frozen=False, late=False,
-                duplicate=False, gaze=None, talking=False) -> dict[str, Any]:
-        baseline = self.calibrator.baseline
-        return {
-            "risk_score": int(round(self.score)),
-            "attention": int(round(self.attention.value(t))),
-            "cheating": self.score >= self.cfg.cheating_threshold,
-            "open_events": [e.to_dict(t) for e in self.open_events()],
-            "opened": [e.type for e in opened],
-            "opened_ids": [e.id for e in opened],
-            "closed": [e.type for e in closed],
-            "closed_ids": [e.id for e in closed],
-            "reopened": [e.type for e in reopened],
-            "peaks": list(peaks),
-            "frozen": frozen,
-            "late": late,
-            "duplicate": duplicate,
-            "calibrated_gaze": gaze,
-            "talking": talking,
-            "calibration": baseline.to_dict() if baseline is not None else {"reason": "calibrating"},
-            "frame_time": t,
-        }
+    def _update(self, t: float, obs: Observation, quality_issues: Sequence[str], gaze: str | None = None,
+                opened: Sequence[Event] = (), closed: Sequence[Event] = (), late: bool = False,
+                duplicate: bool = False) -> RiskUpdate:
+        if gaze is None:  # a late or duplicate frame: read against the baseline, scored nothing
+            gaze = relative_to(obs, self.calibrator.baseline, self.cfg.gaze).gaze
+        return RiskUpdate(
+            risk_score=int(round(self.score)),
+            attention=int(round(self.attention.value(t))),
+            cheating=self.score >= self.cfg.cheating_threshold,
+            frame_time=t,
+            usable=obs.usable,
+            quality_issues=tuple(quality_issues),
+            gaze=gaze if obs.usable else "unknown",
+            talking=obs.talking,
+            calibration=self.calibration(),
+            open_events=tuple(e.to_dict(t) for e in self.open_events()),
+            opened=tuple(e.type for e in opened),
+            closed=tuple(e.type for e in closed),
+            late=late,
+            duplicate=duplicate,
+        )
+
+    def calibration(self, unset_reason: str = "calibrating") -> Baseline:
+        return self.calibrator.baseline or Baseline(reason=unset_reason)
 
     def open_events(self) -> list[Event]:
         return [tr.current for tr in self.trackers.values() if tr.current is not None]
@@ -129,7 +145,6 @@ class RiskEngine:
 
     def state(self) -> dict[str, Any]:
         now = self.last_t if self.last_t is not None else self.started_at
-        baseline = self.calibrator.baseline
         return {
             "risk_score": int(round(self.score)),
             "peak_score": int(round(self.peak_score)),
@@ -139,7 +154,7 @@ class RiskEngine:
             "late_frames": self.late_frames,
             "duplicate_frames": self.duplicate_frames,
             "unusable_frames": self.unusable_frames,
-            "calibration": baseline.to_dict() if baseline is not None else {"reason": "calibrating"},
+            "calibration": self.calibration().to_dict(),
             "open_events": [e.to_dict(now) for e in self.open_events()],
             "events": [e.to_dict(now) for e in self.events],
             "last_frame_time": self.last_t,
@@ -162,7 +177,6 @@ class RiskEngine:
             row["total_seconds"] = round(row["total_seconds"] + e.duration(), 3)
             row["peak_confidence"] = max(row["peak_confidence"], e.peak_confidence)
         decision, reasons = verdict(self.peak_score, self.seconds_by_type(close_at), self.cfg)
-        baseline = self.calibrator.baseline
         return {
             "final_risk_score": int(round(self.score)),
             "peak_risk_score": int(round(self.peak_score)),
@@ -175,6 +189,6 @@ class RiskEngine:
             "duplicate_frames": self.duplicate_frames,
             "unusable_frames": self.unusable_frames,
             "violations_by_type": breakdown,
-            "calibration": baseline.to_dict() if baseline is not None else {"reason": "session too short"},
+            "calibration": self.calibration("session too short").to_dict(),
             "events": [e.to_dict(end) for e in self.events],
         }

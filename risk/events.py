@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from risk.config import EventRule
+from settings import EventRule
 
 
 @dataclass

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Sequence
 
-from risk.calibrate import Baseline
-from risk.config import RiskConfig
-
-AWAY_GAZES = ("left", "right", "up", "down")
+from contracts import Baseline, Detection, FaceResult, GazeRatio
+from risk.gaze import AWAY_GAZES, classify_gaze, raw_gaze
+from settings import GazeConfig, RiskConfig
 
 
 @dataclass
@@ -17,7 +16,7 @@ class Observation:
     gaze: str = "unknown"
     yaw: float | None = None
     pitch: float | None = None
-    gaze_ratio: dict[str, float] | None = None
+    gaze_ratio: GazeRatio | None = None
     second_face_confidence: float = 0.0
     persons: list[float] = field(default_factory=list)  # confidences, best first
     objects: dict[str, float] = field(default_factory=dict)  # label -> best confidence
@@ -28,31 +27,32 @@ class Observation:
     digest: str | None = None  # pixel digest, for frozen and duplicate frames
 
     @classmethod
-    def from_results(cls, t: float, face: dict[str, Any], objects: list[dict[str, Any]],
-                     usable: bool = True) -> "Observation":
+    def from_results(cls, t: float, face: FaceResult, detections: Sequence[Detection],
+                     gaze_cfg: GazeConfig) -> "Observation":
+        """What the models saw in one frame, as the rules read it (the one place this is decided,
+        for the session actor and the one-process baseline alike)."""
         best: dict[str, float] = {}
         persons = []
-        for det in objects:
-            if det["label"] == "person":
-                persons.append(det["confidence"])
-            best[det["label"]] = max(best.get(det["label"], 0.0), det["confidence"])
-        face_confs = sorted((b["confidence"] for b in face.get("face_boxes", [])), reverse=True)
-        pose = face.get("head_pose") or {}
-        expression = face.get("expression") or {}
+        for det in detections:
+            if det.label == "person":
+                persons.append(det.confidence)
+            best[det.label] = max(best.get(det.label, 0.0), det.confidence)
+        face_confs = sorted((b.confidence for b in face.face_boxes), reverse=True)
+        pose, expression = face.head_pose, face.expression
         return cls(
             t=float(t),
-            faces=int(face.get("faces", 0)),
-            gaze=face.get("gaze", "unknown"),
-            yaw=pose.get("yaw"),
-            pitch=pose.get("pitch"),
-            gaze_ratio=face.get("gaze_ratio"),
+            faces=face.faces,
+            gaze=raw_gaze(face, gaze_cfg),
+            yaw=pose.yaw if pose else None,
+            pitch=pose.pitch if pose else None,
+            gaze_ratio=face.gaze_ratio,
             second_face_confidence=face_confs[1] if len(face_confs) > 1 else 0.0,
             persons=sorted(persons, reverse=True),
             objects=best,
-            eyes_closed=bool(expression.get("eyes_closed", False)),
-            mouth_openness=expression.get("mouth_openness"),
-            usable=usable,
-            digest=(face.get("quality") or {}).get("digest"),
+            eyes_closed=expression.eyes_closed if expression else False,
+            mouth_openness=expression.mouth_openness if expression else None,
+            usable=frame_usable(face.faces, face.quality.issues),
+            digest=face.quality.digest,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,7 +61,10 @@ class Observation:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Observation":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("gaze_ratio") is not None:
+            values["gaze_ratio"] = GazeRatio(**values["gaze_ratio"])
+        return cls(**values)
 
 
 @dataclass
@@ -73,15 +76,15 @@ class Relative:
     pitch: float | None
 
 
-def relative_to(obs: Observation, baseline: Baseline | None, classify_gaze) -> Relative:
+def relative_to(obs: Observation, baseline: Baseline | None, gaze_cfg: GazeConfig) -> Relative:
     if baseline is None or not baseline.accepted:
         return Relative(obs.gaze, obs.yaw, obs.pitch)
     yaw = None if obs.yaw is None else obs.yaw - baseline.yaw
     pitch = None if obs.pitch is None else obs.pitch - baseline.pitch
     gaze = obs.gaze
-    if obs.gaze_ratio and gaze != "unknown" and classify_gaze is not None:
-        gaze = classify_gaze(obs.gaze_ratio["horizontal"] - baseline.gaze_horizontal,
-                             obs.gaze_ratio["vertical"] - baseline.gaze_vertical)
+    if obs.gaze_ratio and gaze != "unknown":
+        gaze = classify_gaze(obs.gaze_ratio.horizontal - baseline.gaze_horizontal,
+                             obs.gaze_ratio.vertical - baseline.gaze_vertical, gaze_cfg)
     return Relative(gaze, yaw, pitch)
 
 
@@ -114,7 +117,14 @@ def conditions(obs: Observation, rel: Relative, cfg: RiskConfig, calibrated: boo
     }
 
 
-def frame_usable(faces: int, issues: list[str]) -> bool:
+def frozen(previous_digest: str | None, digest: str | None) -> bool:
+    """The same picture again, pixel for pixel: the camera feed stalled or a still image is being
+    replayed. A live sensor's noise makes two real frames differ even when nobody moves (a
+    near-identical test would flag a still candidate; an exact one cannot)."""
+    return bool(previous_digest) and previous_digest == digest
+
+
+def frame_usable(faces: int, issues: Sequence[str]) -> bool:
     """Whether a frame can be judged. A found face outweighs darkness or blur (the low-light webcam
     still shows the candidate); a covered camera or a frozen picture never can be."""
     if "covered" in issues or "frozen" in issues:

@@ -1,7 +1,7 @@
 """The live risk score and the end-of-session verdict (pure; every time is passed in)."""
 from __future__ import annotations
 
-from risk.config import RiskConfig
+from settings import RiskConfig
 
 
 def advance_score(score: float, dt: float, open_rates: list[float], attention: float, cfg: RiskConfig) -> float:

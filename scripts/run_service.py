@@ -16,17 +16,24 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devtools.local_serve import direct_ingress_env, free_port  # noqa: E402
+from settings import AppConfig, resolve_environment  # noqa: E402
+
+
+def app_configs(config: dict) -> list[AppConfig]:
+    """Each application's args, validated (a misspelled key stops here, naming it), environment applied."""
+    return [resolve_environment(AppConfig(**(a.get("args") or {}))) for a in config.get("applications", [])]
 
 
 def has_api_keys(config: dict) -> bool:
-    apps = config.get("applications", [])
-    in_config = any((a.get("args", {}).get("auth") or {}).get("api_keys") for a in apps)
-    return bool(in_config or os.environ.get("PROCTOR_API_KEYS", "").strip())
+    return any(cfg.auth.api_keys for cfg in app_configs(config))
 
 
 def direct_ingress_enabled(config: dict) -> bool:
-    apps = config.get("applications", [])
-    return bool(apps) and all((a.get("args", {}).get("ingress") or {}).get("direct_ingress", False) for a in apps)
+    configs = app_configs(config)
+    return bool(configs) and all(cfg.ingress.direct_ingress for cfg in configs)
 
 
 def main() -> int:
@@ -46,9 +53,6 @@ def main() -> int:
     config.setdefault("http_options", {}).update(host=host, port=opts.port)
     env = dict(os.environ)
     if direct_ingress_enabled(config):
-        sys.path.insert(0, str(ROOT))
-        from graph import direct_ingress_env, free_port
-
         # The Ingress replica takes the service's port; Serve still starts its proxy on the head
         # node (its fallback), so that one gets a spare port nobody needs to know.
         env.update(direct_ingress_env(opts.port))

@@ -1,5 +1,5 @@
 """The session store on PostgreSQL, for a cluster that spans machines: same methods and semantics as
-the SQLite store (the SQL is shared, in `BaseSessionStore`); this module only runs it.
+the SQLite store (the SQL is shared, in `store.base`); this module only runs it.
 
 - One connection per store object, behind a lock (the ingress's event loop and its reaper thread
   share one store); every write batch is one transaction. Several processes on several machines
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from store.session_store import SCHEMA_VERSION, BaseSessionStore, schema
+from store.base import SCHEMA_VERSION, SessionStoreBase, schema
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-class PostgresSessionStore(BaseSessionStore):
+class PostgresSessionStore(SessionStoreBase):
     def __init__(self, url: str, connect_timeout_s: float = 10):
         self.target = url
         self._connect_timeout_s = connect_timeout_s
@@ -88,12 +88,19 @@ class PostgresSessionStore(BaseSessionStore):
 
     def _migrate(self, conn: psycopg.Connection, version: int) -> None:
         """Bring a database written by an older Proctor up to `SCHEMA_VERSION`, inside the schema
-        transaction. The PostgreSQL store started at version 2: no steps yet."""
+        transaction. The PostgreSQL store started at version 2; version 3's leases table comes with
+        the schema's CREATE TABLE IF NOT EXISTS."""
 
-    def _write(self, statements: list[tuple[str, tuple]]) -> list[int]:
-        def work(conn: psycopg.Connection) -> list[int]:
-            with conn.transaction():
-                return [conn.execute(_pg(sql), params).rowcount for sql, params in statements]
+    def _write(self, statements: list[tuple[str, tuple]], require_first: bool = False) -> list[int] | None:
+        def work(conn: psycopg.Connection) -> list[int] | None:
+            with conn.transaction() as tx:
+                counts = []
+                for sql, params in statements:
+                    counts.append(conn.execute(_pg(sql), params).rowcount)
+                    if require_first and counts == [0]:
+                        raise psycopg.Rollback(tx)  # leaves the block, rolled back
+                return counts
+            return None
 
         return self._run(work)
 

@@ -1,11 +1,17 @@
-"""Shared test fixtures: paths to the real photos and weights, and a running Serve app."""
+"""Shared test fixtures: paths to the real photos and weights, and the running Serve apps.
+
+One Ray cluster per test run (`ray_cluster`) holds two applications, each deployed on first use:
+- `serve_app`: the real app (config/serve.yaml, real MediaPipe and YOLO weights) at `/`;
+- `fake_app`: the same Ingress, store and session actors with fake model deployments
+  (tests/fakes.py) at `/fake`: the serving-layer tests (API, auth, limits, lifecycle, streams,
+  reaper) run against it without loading a model.
+"""
 from __future__ import annotations
 
 import base64
 import json
 import os
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -56,6 +62,16 @@ def start_session(client, candidate_id: str = "12345") -> dict:
     return r.json()
 
 
+def send_frame(client, session_id: str, frame_b64: str, timestamp: float | None = None) -> dict:
+    """POST /analyze-frame; the answer's body (asserted 200)."""
+    payload = {"session_id": session_id, "frame": frame_b64}
+    if timestamp is not None:
+        payload["timestamp"] = timestamp
+    r = client.post("/analyze-frame", json=payload)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def jittered_frame_b64(name: str, seed: int) -> str:
     """The photo as a live camera would send it again: faint sensor noise, re-encoded. (Sending the
     same bytes twice is a frozen camera, which the service rightly refuses to judge.)"""
@@ -80,49 +96,45 @@ TEST_TOKEN_SECRET = "test-token-secret"
 AUTH = {"Authorization": f"Bearer {TEST_API_KEY}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+FAKE_PREFIX = "/fake"
 
 
-def wait_healthy(url: str, timeout: float, interval: float = 0.5, starting=lambda: True) -> bool:
-    """True once GET {url}/health answers 200; False after `timeout` s, or as soon as `starting()`
-    says the service is gone (a process that exited)."""
-    import httpx
-
-    deadline = time.time() + timeout
-    while time.time() < deadline and starting():
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(interval)
-    return False
-
-
-def _deploy(args: dict[str, Any]) -> None:
-    """(Re)deploys the app named proctor with these args and config/serve.yaml's deployment options."""
+def deploy(args: dict[str, Any], fake: bool = False, ingress_replicas: int | None = None) -> None:
+    """(Re)deploys the real app (`proctor` at /) or the fake-model one (`proctor-fake` at /fake) with
+    these args and config/serve.yaml's deployment options."""
     from ray import serve
 
-    from graph import build_app_with_options, load_deployment_options
+    from graph import compose_app
+    from settings import load_deployment_options
 
-    serve.run(build_app_with_options(args, load_deployment_options()), name="proctor", route_prefix="/")
+    options = load_deployment_options()
+    if ingress_replicas is not None:
+        options["Ingress"] = {**options["Ingress"], "num_replicas": ingress_replicas}
+    if not fake:
+        serve.run(compose_app(args, deployment_options=options), name="proctor", route_prefix="/")
+        return
+    from tests.fakes import FakeFaceGaze, FakeObjectDetector
+
+    # No CPU of their own: the real app's replicas hold this 2-CPU cluster's logical CPUs.
+    options = {name: {**o, "ray_actor_options": {**o.get("ray_actor_options", {}), "num_cpus": 0}}
+               for name, o in options.items()}
+    serve.run(compose_app(args, deployment_options=options, face_gaze=FakeFaceGaze, object_detector=FakeObjectDetector),
+              name="proctor-fake", route_prefix=FAKE_PREFIX)
 
 
 @contextmanager
-def redeployed_app(serve_app: dict, overrides: dict[str, dict[str, Any]]) -> Iterator[dict]:
+def redeployed_app(serve_app: dict, overrides: dict[str, dict[str, Any]],
+                   ingress_replicas: int | None = None) -> Iterator[dict]:
     """serve_app's app redeployed with some args changed (`{"ingress": {"store_url": ...}}`), then put
     back as it was. It runs on serve_app's Ray cluster: a process holds one Ray cluster at a time."""
     args = {section: dict(values) for section, values in serve_app["args"].items()}
     for section, values in overrides.items():
         args[section] = {**args.get(section, {}), **values}
-    _deploy(args)
+    deploy(args, serve_app["fake"], ingress_replicas)
     try:
         yield {**serve_app, "args": args}
     finally:
-        _deploy(serve_app["args"])
+        deploy(serve_app["args"], serve_app["fake"])
 
 
 @pytest.fixture(scope="session")
@@ -146,37 +158,37 @@ def postgres_url(postgres_admin_url: str) -> str:
     return create_database(postgres_admin_url, f"proctor_{uuid.uuid4().hex[:12]}")
 
 
-@pytest.fixture(scope="session")
-def serve_app():
-    """The real app (config/serve.yaml, test weights) on a Ray cluster of its own; stopped after."""
-    if FIXTURES is None or MODELS is None:
-        pytest.skip("the end-to-end app needs ../shared (fixtures and weights)")
-    import ray
-    from ray import serve
+def _app_args(tmp: Path, store_name: str) -> dict[str, Any]:
+    from settings import load_args
 
-    from graph import load_args, start_local_serve
-
-    tmp = Path(tempfile.mkdtemp(prefix="proctor-test-"))
     args = load_args()
-    args["detector"]["weights"] = shared_weights_path()
-    args["ingress"]["store_path"] = str(tmp / "sessions.sqlite3")
-    # Short enough for a test to watch a session go idle, long enough for no other test to.
-    args["ingress"]["idle_timeout_s"] = IDLE_TIMEOUT_S
+    args["ingress"]["store_path"] = str(tmp / store_name)
     args["ingress"]["reaper_interval_s"] = 1
     args["ingress"]["max_open_sessions"] = MAX_OPEN_SESSIONS
     args["auth"]["api_keys"] = [TEST_API_KEY, OTHER_API_KEY]  # two valid at once: rotation
     args["auth"]["token_secret"] = TEST_TOKEN_SECRET
-    port, metrics_port = _free_port(), _free_port()
+    return args
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A Ray cluster of this test run's own (its temp dir, its ports), served as `make run` serves;
+    stopped after."""
+    import ray
+    from ray import serve
+
+    from devtools.local_serve import free_port, start_local_serve
+    from settings import load_args
+
+    tmp = Path(tempfile.mkdtemp(prefix="proctor-test-"))
+    port, metrics_port = free_port(), free_port()
     # Served as `make run` serves it (config's ingress.direct_ingress: no proxy hop).
-    start_local_serve(port, args["ingress"].get("direct_ingress", False), num_cpus=2, include_dashboard=False,
+    start_local_serve(port, load_args()["ingress"].get("direct_ingress", False), num_cpus=2, include_dashboard=False,
                       _temp_dir=str(tmp / "ray"), namespace="serve", log_to_driver=False,
                       _metrics_export_port=metrics_port)
     try:
-        _deploy(args)
-        url = f"http://127.0.0.1:{port}"
-        if not wait_healthy(url, timeout=120):
-            raise RuntimeError("the app did not become healthy within 120 s")
-        yield {"url": url, "args": args, "tmp": tmp, "port": port, "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics"}
+        yield {"root": f"http://127.0.0.1:{port}", "tmp": tmp, "port": port,
+               "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics"}
     finally:
         try:
             serve.shutdown()
@@ -184,3 +196,35 @@ def serve_app():
             ray.shutdown()
             if not os.environ.get("PROCTOR_KEEP_TEST_TMP"):  # set it to read Ray's logs after a failure
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def serve_app(ray_cluster):
+    """The real app (config/serve.yaml, test weights) at / on the test run's cluster."""
+    if FIXTURES is None or MODELS is None:
+        pytest.skip("the end-to-end app needs ../shared (fixtures and weights)")
+    from devtools.local_serve import wait_healthy
+
+    args = _app_args(ray_cluster["tmp"], "sessions.sqlite3")
+    args["detector"]["weights"] = shared_weights_path()
+    # Short enough for a test to watch a session go idle, long enough for no other test to.
+    args["ingress"]["idle_timeout_s"] = IDLE_TIMEOUT_S
+    deploy(args)
+    url = ray_cluster["root"]
+    if not wait_healthy(url, timeout=120):
+        raise RuntimeError("the app did not become healthy within 120 s")
+    yield {**ray_cluster, "url": url, "args": args, "fake": False}
+
+
+@pytest.fixture(scope="session")
+def fake_app(ray_cluster):
+    """The app with fake models (tests/fakes.py) at /fake: its own store, a short idle timeout."""
+    from devtools.local_serve import wait_healthy
+
+    args = _app_args(ray_cluster["tmp"], "fake-sessions.sqlite3")
+    args["ingress"]["idle_timeout_s"] = IDLE_TIMEOUT_S
+    deploy(args, fake=True)
+    url = ray_cluster["root"] + FAKE_PREFIX
+    if not wait_healthy(url, timeout=60):
+        raise RuntimeError("the fake-model app did not become healthy within 60 s")
+    yield {**ray_cluster, "url": url, "args": args, "fake": True}

@@ -10,12 +10,14 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
+
 import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from devtools.local_serve import free_port
 
 PREFERRED_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -39,12 +41,6 @@ def unavailable_reason() -> str | None:
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         return "running as root, and runuser (to start PostgreSQL as the postgres user) is missing"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -76,7 +72,7 @@ def postgres_server() -> Iterator[str]:
         run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
             "--locale=C.UTF-8", "--no-sync")
         for attempt in range(3):  # the free port may be taken between choosing and binding it
-            port = _free_port()
+            port = free_port()
             try:
                 run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "30", "start", "-o",
                     f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off -c synchronous_commit=off "

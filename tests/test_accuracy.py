@@ -11,15 +11,13 @@ pytestmark = [needs_fixtures, needs_models]
 
 @pytest.fixture(scope="module")
 def metrics():
-    from graph import load_args
-    from vision.detector import DetectorConfig
+    from settings import AppConfig, load_args
     from vision.evaluation import evaluate
-    from vision.face_gaze import FaceGazeConfig
 
-    args = load_args()
-    detector_cfg = DetectorConfig(**{**args["detector"], "weights": shared_weights_path()})
-    result = evaluate(FIXTURES, detector_cfg, FaceGazeConfig(**args["face_gaze"]), video_stride=4,
-                      yaw_limit=args["risk"]["head_yaw_limit_deg"], pitch_limit=args["risk"]["head_pitch_limit_deg"])
+    cfg = AppConfig(**load_args())
+    detector_cfg = cfg.detector.model_copy(update={"weights": shared_weights_path()})
+    result = evaluate(FIXTURES, detector_cfg, cfg.face_gaze, cfg.risk.gaze, video_stride=4,
+                      yaw_limit=cfg.risk.head_yaw_limit_deg, pitch_limit=cfg.risk.head_pitch_limit_deg)
     return result["metrics"]
 
 

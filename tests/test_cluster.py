@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import (FIXTURES, ROOT, TEST_API_KEY, TEST_TOKEN_SECRET, _free_port, needs_fixtures,
+from devtools.local_serve import free_port
+from tests.conftest import (FIXTURES, ROOT, TEST_API_KEY, TEST_TOKEN_SECRET, needs_fixtures,
                             needs_models, shared_weights_path)
 
 pytestmark = [needs_fixtures, needs_models]
@@ -99,16 +100,16 @@ def cluster(postgres_admin_url):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
            "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
     env.pop("RAY_ADDRESS", None)
-    gcs, dashboard, http_port = _free_port(), _free_port(), _free_port()
+    gcs, dashboard, http_port = free_port(), free_port(), free_port()
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--object-store-memory=200000000",
               "--disable-usage-stats"]
     try:
         _run([RAY, "start", "--head", f"--port={gcs}", f"--temp-dir={tmp}", "--include-dashboard=true",
               "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-              f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}",
-              f"--ray-client-server-port={_free_port()}", "--resources={\"head_node\": 1}", *common], env)
-        _run([RAY, "start", f"--address=127.0.0.1:{gcs}", f"--dashboard-agent-listen-port={_free_port()}",
-              f"--metrics-export-port={_free_port()}", f"--temp-dir={tmp}", *common], env)
+              f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
+              f"--ray-client-server-port={free_port()}", "--resources={\"head_node\": 1}", *common], env)
+        _run([RAY, "start", f"--address=127.0.0.1:{gcs}", f"--dashboard-agent-listen-port={free_port()}",
+              f"--metrics-export-port={free_port()}", f"--temp-dir={tmp}", *common], env)
         config = tmp / "serve.yaml"
         _cluster_config(config, http_port, postgres_url)
         dashboard_url = f"http://127.0.0.1:{dashboard}"

@@ -1,8 +1,8 @@
 """The Dockerfile and the KubeRay manifest stay in step with the code and config/serve.yaml.
 
-No Ray cluster and no Docker daemon: the files are parsed. deploy/kuberay/rayservice.yaml's
-serveConfigV2 must be config/serve.yaml except the differences listed in K8S_ARG_OVERRIDES and the
-autoscaling below, so a tunable changed in one place and not the other fails here.
+No Ray cluster and no Docker daemon: the files are parsed. deploy/kuberay/rayservice.yaml is
+generated (scripts/gen_rayservice.py) from config/serve.yaml plus deploy/kuberay/serve-overlay.yaml:
+it must be fresh, and its serveConfigV2 must be config/serve.yaml except what the overlay changes.
 """
 from __future__ import annotations
 
@@ -19,14 +19,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SERVE_YAML = ROOT / "config" / "serve.yaml"
 RAYSERVICE = ROOT / "deploy" / "kuberay" / "rayservice.yaml"
+OVERLAY = ROOT / "deploy" / "kuberay" / "serve-overlay.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 PYPROJECT = ROOT / "pyproject.toml"
 
-# The manifest's deliberate differences from config/serve.yaml's args (path -> value there).
-K8S_ARG_OVERRIDES = {("ingress", "session_actor_num_cpus"): 0.05}
-# Deployments whose num_replicas the manifest replaces with an autoscaling_config.
-K8S_AUTOSCALED = {"Ingress", "FaceGaze", "ObjectDetector"}
 SECRET_ENV = {"PROCTOR_API_KEYS", "PROCTOR_TOKEN_SECRET", "PROCTOR_STORE_URL"}
 
 
@@ -50,6 +47,13 @@ def _flatten(tree: Any, prefix: tuple = ()) -> dict[tuple, Any]:
     return {prefix: tree}
 
 
+_OVERLAY_APP = yaml.safe_load(OVERLAY.read_text())["applications"][0]
+# The manifest's deliberate differences from config/serve.yaml's args (path -> value there).
+K8S_ARG_OVERRIDES = _flatten(_OVERLAY_APP["args"])
+# Deployments whose num_replicas the manifest replaces with an autoscaling_config.
+K8S_AUTOSCALED = {d["name"] for d in _OVERLAY_APP["deployments"] if "autoscaling_config" in d}
+
+
 @pytest.fixture(scope="module")
 def serve_yaml() -> dict:
     return yaml.safe_load(SERVE_YAML.read_text())
@@ -69,6 +73,17 @@ def k8s_serve(rayservice) -> dict:
 
 
 # ---- the RayService -------------------------------------------------------------------------
+
+
+def test_the_manifest_is_generated_and_fresh():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_rayservice.py"), "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert K8S_ARG_OVERRIDES == {("ingress", "session_actor_num_cpus"): 0.05}
+    assert {"Ingress", "FaceGaze", "ObjectDetector"} == K8S_AUTOSCALED
 
 
 def test_rayservice_is_an_autoscaling_kuberay_cluster(rayservice):
@@ -162,7 +177,7 @@ def test_serve_config_v2_has_config_serve_yaml_applications(serve_yaml, k8s_serv
 
 
 def test_the_manifests_args_build_the_app_config(k8s_serve):
-    from graph import AppConfig
+    from settings import AppConfig
 
     AppConfig(**k8s_serve["applications"][0]["args"])
 

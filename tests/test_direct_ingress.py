@@ -15,8 +15,9 @@ from pathlib import Path
 import psutil
 import yaml
 
-from tests.conftest import (FIXTURES, ROOT, TEST_API_KEY, TEST_TOKEN_SECRET, _free_port, needs_fixtures,
-                            needs_models, shared_weights_path, wait_healthy)
+from devtools.local_serve import free_port, wait_healthy
+from tests.conftest import (FIXTURES, ROOT, TEST_API_KEY, TEST_TOKEN_SECRET, needs_fixtures,
+                            needs_models, shared_weights_path)
 
 pytestmark = [needs_fixtures, needs_models]
 
@@ -41,7 +42,7 @@ def test_make_run_with_direct_ingress_serves_a_session():
     args["auth"].update(api_keys=[TEST_API_KEY], token_secret=TEST_TOKEN_SECRET)
     config_path = tmp_path / "serve.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = _free_port()
+    port = free_port()
     # A new local Ray in its own temp dir, whatever else runs here.
     env = {**os.environ, "RAY_ADDRESS": "local", "RAY_TMPDIR": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
     log = (tmp_path / "run_service.log").open("w")

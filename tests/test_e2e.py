@@ -1,4 +1,4 @@
-"""The whole service over HTTP: real Ray Serve, real MediaPipe and YOLO, real frames."""
+"""The whole service over HTTP: real Ray Serve, real MediaPipe and YOLO, real frames and clips."""
 from __future__ import annotations
 
 import base64
@@ -7,9 +7,13 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import AUTH, start_session, frame_b64, image_bytes, jittered_frame_b64, needs_fixtures, needs_models
+from tests.conftest import (AUTH, send_frame, FIXTURES, frame_b64, image_bytes, jittered_frame_b64, needs_fixtures, needs_models,
+                            start_session)
 
 pytestmark = [needs_fixtures, needs_models]
+
+FPS = 24.0  # the clips' frame rate
+EYES_LEFT_FROM, EYES_LEFT_TO = 136, 240  # MANIFEST.md: eyes turn toward image-left, then back
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +129,41 @@ def test_bad_input_gets_4xx_with_a_message(client):
     r = client.post("/analyze-frame", json={"session_id": session_id, "frame": good})
     assert r.status_code == 200 and r.json()["faces"] == 1
     assert client.post("/end-session", json={"session_id": session_id}).json()["total_violations"] == 0
+
+
+def clip_frames_b64(name: str, fps_out: float):
+    """(capture time in s, JPEG base64) for the clip sampled at fps_out, as a browser would send it."""
+    import cv2
+
+    from vision.evaluation import read_video
+
+    step = round(FPS / fps_out)
+    for index, frame in read_video(FIXTURES / "videos" / name, step):
+        jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+        yield index / FPS, base64.b64encode(jpeg).decode()
+
+
+def test_stream_of_gaze_clip_opens_exactly_one_looking_away(client):
+    session_id = start(client)
+    first_time = None
+    for capture_time, frame in clip_frames_b64("webcam_gaze_center_left_center.mp4", fps_out=5):
+        body = send_frame(client, session_id, frame, timestamp=capture_time)
+        first_time = body["frame_time"] - capture_time if first_time is None else first_time
+    summary = client.post("/end-session", json={"session_id": session_id}).json()
+    looking = [e for e in summary["events"] if e["type"] == "LOOKING_AWAY"]
+    assert len(looking) == 1, summary["events"]
+    start_s = looking[0]["start"] - first_time  # back on the clip's clock
+    assert abs(start_s - EYES_LEFT_FROM / FPS) <= 1.0, start_s
+    assert abs(looking[0]["duration"] - (EYES_LEFT_TO - EYES_LEFT_FROM) / FPS) <= 1.0, looking[0]
+    assert summary["calibration"]["accepted"] is True
+
+
+def test_stream_of_centred_clip_opens_no_looking_away(client):
+    session_id = start(client)
+    for capture_time, frame in clip_frames_b64("webcam_gaze_center.mp4", fps_out=5):
+        send_frame(client, session_id, frame, timestamp=capture_time)
+    summary = client.post("/end-session", json={"session_id": session_id}).json()
+    assert [e for e in summary["events"] if e["type"] in ("LOOKING_AWAY", "HEAD_TURNED")] == []
+    assert summary["verdict"] == "CLEAN"
+
+

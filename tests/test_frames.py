@@ -1,4 +1,5 @@
-"""Frame payload parsing and header checks: every bad input is a FrameError with a 4xx status."""
+"""Frame payload parsing and header checks: every bad input is a FrameError whose problem the
+error table (api/errors.py) answers with a 4xx status."""
 from __future__ import annotations
 
 import base64
@@ -8,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vision.frames import FrameError, decode_image, inspect_image_header, parse_frame_payload
+from api.errors import http_status
+from errors import FrameError
+from vision.frames import decode_image, inspect_image_header, parse_frame_payload
 
 LIMIT = 1024 * 1024
 
@@ -43,14 +46,14 @@ def test_plain_base64_and_data_url_give_the_same_bytes():
 def test_bad_base64_is_400(payload, status, words):
     with pytest.raises(FrameError) as err:
         parse_frame_payload(payload, LIMIT)
-    assert err.value.status == status and words in str(err.value)
+    assert http_status(err.value) == status and words in str(err.value)
 
 
 def test_too_large_is_413():
     big = base64.b64encode(b"x" * (LIMIT + 10)).decode()
     with pytest.raises(FrameError) as err:
         parse_frame_payload(big, LIMIT)
-    assert err.value.status == 413
+    assert http_status(err.value) == 413
 
 
 def test_header_reads_format_and_size_without_decoding():
@@ -64,7 +67,7 @@ def test_header_reads_format_and_size_without_decoding():
 def test_not_an_image_is_422(data):
     with pytest.raises(FrameError) as err:
         inspect_image_header(data, 10_000)
-    assert err.value.status == 422 and "not an image" in str(err.value)
+    assert http_status(err.value) == 422 and "not an image" in str(err.value)
 
 
 def test_unsupported_format_is_422():
@@ -72,20 +75,20 @@ def test_unsupported_format_is_422():
     Image.new("RGB", (4, 4)).save(buf, format="GIF")
     with pytest.raises(FrameError) as err:
         inspect_image_header(buf.getvalue(), 10_000)
-    assert err.value.status == 422 and "GIF" in str(err.value)
+    assert http_status(err.value) == 422 and "GIF" in str(err.value)
 
 
 def test_too_many_pixels_is_413():
     with pytest.raises(FrameError) as err:
         inspect_image_header(_png(200, 100), 10_000)
-    assert err.value.status == 413
+    assert http_status(err.value) == 413
 
 
 def test_truncated_jpeg_fails_decoding_with_422():
     data = _jpeg(64, 48)
     with pytest.raises(FrameError) as err:
         decode_image(data[:20])
-    assert err.value.status == 422
+    assert http_status(err.value) == 422
 
 
 def test_decode_gives_bgr():

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pytest
 
+from contracts import GazeRatio
 from risk.clock import FrameClock
-from risk.config import RiskConfig
 from risk.engine import RiskEngine
 from risk.events import EventTracker
-from risk.config import EventRule
 from risk.observation import Observation
 from risk.score import advance_score, verdict
+from settings import EventRule, RiskConfig
 
 
 def obs(t, faces=1, gaze="center", yaw=0.0, pitch=0.0, objects=None, persons=None, second=0.9):
@@ -19,7 +19,8 @@ def obs(t, faces=1, gaze="center", yaw=0.0, pitch=0.0, objects=None, persons=Non
 
 
 def feed(engine, frames):
-    return [engine.observe(o) for o in frames]
+    """Each frame's RiskUpdate."""
+    return [engine.observe(o).update for o in frames]
 
 
 def _tracker(**rule):
@@ -60,9 +61,9 @@ def test_one_stray_frame_never_opens_an_event():
     frames[4] = obs(2.0, faces=2)  # one frame with a second face
     frames[6] = obs(3.0, objects={"cell phone": 0.9})  # one frame with a phone
     results = feed(engine, frames)
-    assert all(not r["opened"] for r in results)
+    assert all(not r.opened for r in results)
     assert engine.events == []
-    assert results[-1]["risk_score"] == 0
+    assert results[-1].risk_score == 0
 
 
 def test_flicker_is_not_persistence():
@@ -77,17 +78,17 @@ def test_multiple_faces_opens_after_one_second_and_score_rises():
     cfg = RiskConfig()
     engine = RiskEngine(cfg, started_at=0.0)
     feed(engine, [obs(0.0), obs(0.5)])
-    r1 = engine.observe(obs(1.0, faces=2))
-    assert r1["opened"] == []
-    r2 = engine.observe(obs(1.5, faces=2))
-    assert r2["opened"] == []  # held 0.5 s
-    r3 = engine.observe(obs(2.0, faces=2))
-    assert r3["opened"] == ["MULTIPLE_FACES"]
-    assert r3["risk_score"] == cfg.rules["MULTIPLE_FACES"].open_points
-    r4 = engine.observe(obs(3.0, faces=2))
+    r1 = engine.observe(obs(1.0, faces=2)).update
+    assert r1.opened == ()
+    r2 = engine.observe(obs(1.5, faces=2)).update
+    assert r2.opened == ()  # held 0.5 s
+    r3 = engine.observe(obs(2.0, faces=2)).update
+    assert r3.opened == ("MULTIPLE_FACES",)
+    assert r3.risk_score == cfg.rules["MULTIPLE_FACES"].open_points
+    r4 = engine.observe(obs(3.0, faces=2)).update
     # one more second open: + rate (EXTRA_PERSON does not fire: persons list has one entry)
-    assert r4["risk_score"] == pytest.approx(r3["risk_score"] + cfg.rules["MULTIPLE_FACES"].rate, abs=1)
-    assert [e["type"] for e in r4["open_events"]] == ["MULTIPLE_FACES"]
+    assert r4.risk_score == pytest.approx(r3.risk_score + cfg.rules["MULTIPLE_FACES"].rate, abs=1)
+    assert [e["type"] for e in r4.open_events] == ["MULTIPLE_FACES"]
 
 
 def test_score_decays_two_points_per_second_when_clear():
@@ -117,7 +118,7 @@ def test_attention_penalty_when_candidate_is_absent_but_not_yet_an_event():
 def test_face_missing_needs_three_seconds():
     engine = RiskEngine(RiskConfig(), started_at=0.0)
     results = feed(engine, [obs(t * 0.5, faces=0) for t in range(7)])  # 0 .. 3.0 s
-    assert [r["opened"] for r in results].index(["FACE_MISSING"]) == 6
+    assert [r.opened for r in results].index(("FACE_MISSING",)) == 6
 
 
 def test_head_turned_is_not_also_looking_away():
@@ -131,7 +132,7 @@ def test_head_turned_is_not_also_looking_away():
 def test_phone_needs_two_frames():
     engine = RiskEngine(RiskConfig(), started_at=0.0)
     r = feed(engine, [obs(0.0, objects={"cell phone": 0.5}), obs(0.5, objects={"cell phone": 0.7})])
-    assert r[0]["opened"] == [] and r[1]["opened"] == ["PHONE_DETECTED"]
+    assert r[0].opened == () and r[1].opened == ("PHONE_DETECTED",)
     assert engine.events[0].peak_confidence == 0.7
 
 
@@ -186,8 +187,8 @@ def test_cheating_flag_follows_threshold():
     cfg = RiskConfig(cheating_threshold=20)
     engine = RiskEngine(cfg, started_at=0.0)
     results = feed(engine, [obs(t * 0.5, faces=2) for t in range(6)])
-    assert results[-1]["risk_score"] >= 20 and results[-1]["cheating"] is True
-    assert results[0]["cheating"] is False
+    assert results[-1].risk_score >= 20 and results[-1].cheating is True
+    assert results[0].cheating is False
 
 
 def test_frame_clock_keeps_client_spacing():
@@ -237,26 +238,22 @@ def test_talking_is_movement_not_one_open_mouth():
 def _ratio_obs(t, yaw, horizontal, digest=None):
     gaze = "left" if horizontal < 0.44 else "right" if horizontal > 0.56 else "center"
     return Observation(t=t, faces=1, gaze=gaze, yaw=yaw, pitch=2.0, persons=[0.9],
-                       gaze_ratio={"horizontal": horizontal, "vertical": 0.45}, digest=digest)
-
-
-def _classify(h, v):
-    return "left" if h < 0.44 else "right" if h > 0.56 else "center"
+                       gaze_ratio=GazeRatio(horizontal, 0.45), digest=digest)
 
 
 def test_calibration_absorbs_an_off_centre_camera():
     """The camera sits off to one side: head at yaw 32 and irises at 0.41 all session while the
     candidate looks at the screen. Without a baseline that is HEAD_TURNED and LOOKING_AWAY for the
     whole session; with calibration, nothing opens until the candidate really turns."""
-    engine = RiskEngine(RiskConfig(), started_at=0.0, classify_gaze=_classify)
+    engine = RiskEngine(RiskConfig(), started_at=0.0)
     results = feed(engine, [_ratio_obs(t * 0.5, 32.0, 0.41) for t in range(120)])  # 60 s
     assert engine.calibrator.baseline.accepted and engine.calibrator.baseline.yaw == 32.0
-    assert engine.events == [] and results[-1]["risk_score"] == 0 and results[-1]["attention"] == 100
+    assert engine.events == [] and results[-1].risk_score == 0 and results[-1].attention == 100
     # a real turn from there: 40 degrees further for 3 s
     feed(engine, [_ratio_obs(60 + t * 0.5, 72.0, 0.41) for t in range(7)])
     assert [e.type for e in engine.events] == ["HEAD_TURNED"]
     # and a real glance: eyes a further 0.1 to the left of the baseline, head at the baseline
-    engine2 = RiskEngine(RiskConfig(), started_at=0.0, classify_gaze=_classify)
+    engine2 = RiskEngine(RiskConfig(), started_at=0.0)
     feed(engine2, [_ratio_obs(t * 0.5, 32.0, 0.41) for t in range(20)])
     feed(engine2, [_ratio_obs(10 + t * 0.5, 32.0, 0.31) for t in range(7)])
     assert [e.type for e in engine2.events] == ["LOOKING_AWAY"]
@@ -264,7 +261,7 @@ def test_calibration_absorbs_an_off_centre_camera():
 
 def test_without_calibration_the_shifted_camera_is_flagged():
     cfg = RiskConfig(calibration={"window_s": 0})
-    engine = RiskEngine(cfg, started_at=0.0, classify_gaze=_classify)
+    engine = RiskEngine(cfg, started_at=0.0)
     feed(engine, [_ratio_obs(t * 0.5, 32.0, 0.41) for t in range(20)])
     assert "HEAD_TURNED" in [e.type for e in engine.events]
 
@@ -273,17 +270,17 @@ def test_duplicate_delivery_is_ignored_and_late_frames_do_not_rewrite_the_past()
     engine = RiskEngine(RiskConfig(), started_at=0.0)
     engine.observe(Observation(t=0.0, faces=2, persons=[0.9], digest="a"))
     engine.observe(Observation(t=0.5, faces=2, persons=[0.9], digest="b"))
-    dup = engine.observe(Observation(t=0.5, faces=2, persons=[0.9], digest="b"))
-    assert dup["duplicate"] and engine.duplicate_frames == 1 and engine.frames == 2
-    late = engine.observe(Observation(t=0.2, faces=0, digest="c"))
-    assert late["late"] and engine.late_frames == 1 and engine.last_t == 0.5
+    dup = engine.observe(Observation(t=0.5, faces=2, persons=[0.9], digest="b")).update
+    assert dup.duplicate and engine.duplicate_frames == 1 and engine.frames == 2
+    late = engine.observe(Observation(t=0.2, faces=0, digest="c")).update
+    assert late.late and engine.late_frames == 1 and engine.last_t == 0.5
 
 
 def test_same_picture_again_is_frozen_and_unusable():
     engine = RiskEngine(RiskConfig(), started_at=0.0)
     engine.observe(Observation(t=0.0, faces=0, digest="x"))
-    result = engine.observe(Observation(t=1.0, faces=0, digest="x"))
-    assert result["frozen"] and engine.unusable_frames == 1
+    result = engine.observe(Observation(t=1.0, faces=0, digest="x")).update
+    assert "frozen" in result.quality_issues and not result.usable and engine.unusable_frames == 1
 
 
 def test_replay_rebuilds_identical_state():

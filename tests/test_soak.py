@@ -11,10 +11,10 @@ pytestmark = [needs_fixtures, needs_models]
 
 
 def test_short_soak(serve_app):
-    spec = importlib.util.spec_from_file_location("soak", ROOT / "bench" / "soak.py")
-    soak = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(soak)
-    report = asyncio.run(soak.run_load(serve_app["url"], TEST_API_KEY, sessions=4, fps=1.0, duration=20.0, warmup=4.0))
+    spec = importlib.util.spec_from_file_location("bench_common", ROOT / "bench" / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    report = asyncio.run(common.run_load(serve_app["url"], TEST_API_KEY, sessions=4, fps=1.0, duration=20.0, warmup=4.0))
     assert report["server_errors_other_than_refusals"] == 0, report["statuses"]
     assert report["statuses"].get("200", 0) >= 20
     assert set(report["statuses"]) <= {"200", "503"}, report["statuses"]

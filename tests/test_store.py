@@ -1,5 +1,6 @@
 """The session store on a real SQLite file and a real PostgreSQL server (tests/postgres_server.py):
-round trips, atomic claims, deletion, reconnection, and the SQLite migration."""
+round trips, atomic claims and status transitions, leases, deletion, reconnection, and the SQLite
+migration."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,12 @@ import threading
 
 import pytest
 
-from store.session_store import SCHEMA_VERSION, SessionStore, open_store
+from sessions.status import SessionStatus
+from store import open_store
+from store.base import SCHEMA_VERSION
+from store.sqlite import SqliteSessionStore
+
+OPEN, ENDING, ENDED, ABANDONED = SessionStatus.OPEN, SessionStatus.ENDING, SessionStatus.ENDED, SessionStatus.ABANDONED
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -23,7 +29,7 @@ def test_open_store_picks_the_backend(tmp_path, postgres_url):
     from store.postgres import PostgresSessionStore
 
     sqlite_store = open_store(str(tmp_path / "s.sqlite3"))
-    assert type(sqlite_store) is SessionStore and sqlite_store.target == str(tmp_path / "s.sqlite3")
+    assert type(sqlite_store) is SqliteSessionStore and sqlite_store.target == str(tmp_path / "s.sqlite3")
     pg = open_store(postgres_url)
     assert type(pg) is PostgresSessionStore and pg.target == postgres_url
     assert type(open_store(postgres_url.replace("postgresql://", "postgres://"))) is PostgresSessionStore
@@ -49,11 +55,14 @@ def test_frames_events_and_evidence_round_trip(location):
                        [("0001-phone-detected", 100.5, 0.9, b"\xff\xd8better")], seen_at=102.0)
     assert [(o["seq"], o["score"], o["attention"]) for o in store.observations("s1")] == [(1, 16.0, 90.0)]
     assert store.events("s1") == [closed] and store.evidence("s1", "0001-phone-detected") == b"\xff\xd8better"
-    store.save_events("s1", [{**closed, "end": 104.0}])
-    assert store.events("s1")[0]["end"] == 104.0
-    # floats keep full precision (not 4-byte REAL): capture times are epoch seconds
-    store.set_clock_offset("s1", 1701234567.123456)
+    # the first timestamped frame stores the clock offset in the same transaction; floats keep full
+    # precision (not 4-byte REAL): capture times are epoch seconds
+    store.record_frame("s1", 2, 101.0, 16.0, 90.0, {"t": 101.0}, [], [], seen_at=102.5, clock_offset=1701234567.123456)
     assert store.get("s1")["clock_offset"] == 1701234567.123456
+    # the final events are stored with the end, in one transaction
+    assert store.transition("s1", OPEN, ENDING, 103.0)
+    assert store.finish("s1", ENDED, 104.0, {"verdict": "CLEAN"}, [{**closed, "end": 104.0}])
+    assert store.events("s1")[0]["end"] == 104.0
     # a second process sees it (SQLite: WAL; PostgreSQL: another connection)
     assert open_store(location).events("s1") == [{**closed, "end": 104.0}]
 
@@ -63,16 +72,41 @@ def test_claim_is_atomic_and_end_and_delete(location):
     other = open_store(location)
     store.create("s1", "cand", 100.0)
     assert store.open_session_count() == 1
-    assert store.claim_for_ending("s1", 150.0) is True
-    assert other.claim_for_ending("s1", 150.0) is False  # another replica cannot end it twice
+    assert store.transition("s1", OPEN, ENDING, 150.0) is True
+    assert other.transition("s1", OPEN, ENDING, 150.0) is False  # another replica cannot end it twice
     assert other.open_session_count() == 1  # 'ending' still counts as open
-    store.end("s1", 200.0, {"verdict": "CLEAN"}, status="abandoned")
+    assert store.finish("s1", ABANDONED, 200.0, {"verdict": "CLEAN"}, []) is True
+    assert other.finish("s1", ENDED, 201.0, {"verdict": "CHEATING"}, []) is False  # ended once, not rewritten
     record = other.get("s1")
-    assert (record["status"], record["verdict"], record["summary"]) == ("abandoned", "CLEAN", {"verdict": "CLEAN"})
+    assert (record["status"], record["verdict"], record["summary"]) == (ABANDONED, "CLEAN", {"verdict": "CLEAN"})
     assert store.open_session_count() == 0
     assert store.expired_sessions(ended_before=300.0) == ["s1"] and store.expired_sessions(ended_before=150.0) == []
     assert store.delete("s1") is True and store.get("s1") is None and store.observations("s1") == []
     assert store.delete("s1") is False
+
+
+def test_status_transitions_follow_the_table(location):
+    store = open_store(location)
+    store.create("s1", "c", 100.0)
+    assert store.finish("s1", ENDED, 110.0, {"verdict": "CLEAN"}, []) is False  # not claimed: not ended
+    assert store.get("s1")["status"] is OPEN
+    for old, new in ((OPEN, ENDED), (ENDED, OPEN), (ABANDONED, ENDING), (OPEN, OPEN)):
+        with pytest.raises(ValueError):
+            store.transition("s1", old, new, 120.0)
+    assert store.transition("s1", OPEN, ENDING, 120.0) and store.transition("s1", ENDING, OPEN, 121.0)
+    assert store.get("s1")["status"] is OPEN  # an end that failed puts it back, nothing lost
+
+
+def test_one_lease_holder_at_a_time(location):
+    """The reaper's lease: one replica holds it; another takes it only once it has expired."""
+    a, b = open_store(location), open_store(location)
+    assert a.take_lease("reaper", "replica-a", now=100.0, ttl_s=30) is True
+    assert b.take_lease("reaper", "replica-b", now=110.0, ttl_s=30) is False
+    assert a.take_lease("reaper", "replica-a", now=125.0, ttl_s=30) is True  # renewed, to 155
+    assert b.take_lease("reaper", "replica-b", now=150.0, ttl_s=30) is False
+    assert b.take_lease("reaper", "replica-b", now=156.0, ttl_s=30) is True  # a died: b takes over
+    assert a.take_lease("reaper", "replica-a", now=160.0, ttl_s=30) is False
+    assert a.take_lease("other-job", "replica-a", now=160.0, ttl_s=30) is True
 
 
 def test_idle_sessions(location):
@@ -92,10 +126,10 @@ def test_an_end_claimed_by_a_replica_that_died_is_released(location):
     store = open_store(location)
     store.create("stuck", "c", 100.0)
     store.create("ending-now", "c", 100.0)
-    assert store.claim_for_ending("stuck", 200.0) and store.claim_for_ending("ending-now", 390.0)
+    assert store.transition("stuck", OPEN, ENDING, 200.0) and store.transition("ending-now", OPEN, ENDING, 390.0)
     assert store.release_stuck_endings(claimed_before=300.0) == ["stuck"]
     assert store.get("stuck")["status"] == "open" and store.get("ending-now")["status"] == "ending"
-    assert store.claim_for_ending("stuck", 400.0)  # the integrator's retry can end it now
+    assert store.transition("stuck", OPEN, ENDING, 400.0)  # the integrator's retry can end it now
 
 
 def test_a_first_release_store_is_migrated_with_its_sessions(tmp_path):
@@ -107,11 +141,12 @@ def test_a_first_release_store_is_migrated_with_its_sessions(tmp_path):
     conn.execute("INSERT INTO sessions VALUES ('b', 'c2', 30.0, NULL, NULL, NULL)")
     conn.commit()
     conn.close()
-    store = SessionStore(str(path))
+    store = SqliteSessionStore(str(path))
     assert store.get("a")["status"] == "ended" and store.get("a")["summary"] == {"verdict": "CLEAN"}
     assert store.get("b")["status"] == "open" and store.get("b")["last_seen_at"] == 30.0
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert store.claim_for_ending("b", 40.0)  # the v2 column exists after migration
+    assert store.transition("b", OPEN, ENDING, 40.0)  # the v2 column exists after migration
+    assert store.take_lease("reaper", "r", 40.0, 10.0)  # and the v3 table
 
 
 # ---- PostgreSQL only ------------------------------------------------------------------------------
@@ -140,7 +175,7 @@ def test_postgres_racing_claims_have_exactly_one_winner(postgres_url):
     def claimer(k: int) -> None:
         for i in range(rounds):
             barrier.wait()
-            wins[k].append(stores[k].claim_for_ending(f"s{i}", 150.0 + k))
+            wins[k].append(stores[k].transition(f"s{i}", OPEN, ENDING, 150.0 + k))
 
     barrier = threading.Barrier(2, timeout=30)
     threads = [threading.Thread(target=claimer, args=(k,)) for k in (0, 1)]

@@ -1,21 +1,23 @@
-"""The running app (real Serve, models) with its session store on a real PostgreSQL server: a whole
-session over HTTP, then the rows read straight from PostgreSQL."""
+"""The running app (real Serve, Ingress and session actors; fake models, tests/fakes.py) with its
+session store on a real PostgreSQL server: a whole session over HTTP, then the rows read straight
+from PostgreSQL."""
 from __future__ import annotations
+
+import base64
 
 import httpx
 import pytest
 
-from tests.conftest import AUTH, jittered_frame_b64, needs_fixtures, needs_models, redeployed_app, start_session
-
-pytestmark = [needs_fixtures, needs_models]
+from tests.conftest import AUTH, redeployed_app, start_session
+from tests.fakes import scripted_frame
 
 
 @pytest.fixture(scope="module")
-def pg_app(serve_app, postgres_admin_url):
+def pg_app(fake_app, postgres_admin_url):
     from tests.postgres_server import create_database
 
     url = create_database(postgres_admin_url, "proctor_e2e")
-    with redeployed_app(serve_app, {"ingress": {"store_url": url}}) as app:
+    with redeployed_app(fake_app, {"ingress": {"store_url": url}}) as app:
         yield {**app, "store_url": url}
 
 
@@ -24,17 +26,17 @@ def test_a_whole_session_is_stored_in_postgres(pg_app):
 
     with httpx.Client(base_url=pg_app["url"], timeout=120, headers=AUTH) as client:
         session_id = start_session(client, "pg-1")["session_id"]
-        names = ["webcam_single_face_center.jpg"] * 2 + ["two_faces_obama_biden.jpg"] * 4
-        for i, name in enumerate(names):
-            r = client.post("/analyze-frame", json={"session_id": session_id, "frame": jittered_frame_b64(name, seed=i),
-                                                    "timestamp": 100 + 0.5 * i})
+        names = [1, 1, 2, 2, 2, 2]  # faces in each frame
+        for i, faces in enumerate(names):
+            frame = base64.b64encode(scripted_frame(faces=faces, seed=i)).decode()
+            r = client.post("/analyze-frame", json={"session_id": session_id, "frame": frame, "timestamp": 100 + 0.5 * i})
             assert r.status_code == 200, r.text
         summary = client.post("/end-session", json={"session_id": session_id})
         assert summary.status_code == 200, summary.text
         summary = summary.json()
         report = client.get(f"/sessions/{session_id}/report").json()
         event = next(e for e in report["events"] if e["type"] == "MULTIPLE_FACES")
-        jpeg = client.get(event["evidence_url"]).content
+        jpeg = client.get(pg_app["root"] + event["evidence_url"]).content
 
     assert report["verdict"] == summary["verdict"] and len(report["timeline"]) == len(names)
     with psycopg.connect(pg_app["store_url"]) as conn:
@@ -50,6 +52,6 @@ def test_a_whole_session_is_stored_in_postgres(pg_app):
     assert "MULTIPLE_FACES" in event_types
     assert bytes(stored_jpeg) == jpeg and jpeg[:3] == b"\xff\xd8\xff"
     # and nothing of it went to the SQLite store the app uses otherwise
-    from store.session_store import SessionStore
+    from store.sqlite import SqliteSessionStore
 
-    assert SessionStore(pg_app["args"]["ingress"]["store_path"]).get(session_id) is None
+    assert SqliteSessionStore(pg_app["args"]["ingress"]["store_path"]).get(session_id) is None

@@ -1,8 +1,8 @@
 """Object detection with ultralytics YOLO (COCO classes), with per-class thresholds.
 
 Pure code (no Ray): `ObjectDetectorModel.detect_batch(images)` takes BGR arrays and returns, per
-image, a list of detections `{"label", "confidence", "box": [x0, y0, x1, y1]}` for the classes that
-matter to proctoring.
+image, a list of `contracts.Detection` (label, confidence, box [x0, y0, x1, y1]) for the classes
+that matter to proctoring, best first.
 """
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from contracts import Detection
+from settings import PROJECT_ROOT, DetectorConfig, SecondLookConfig
 
 # COCO class names as YOLO reports them -> the label Proctor reports.
 REPORTED_CLASSES = {
@@ -30,43 +30,6 @@ REPORTED_CLASSES = {
     "keyboard": "keyboard",
     "mouse": "mouse",
 }
-
-
-class SecondLookConfig(BaseModel):
-    """A closer look for phones: crops around each person's head and upper body, run again."""
-
-    enabled: bool = False
-    image_size: int = Field(320, ge=32)
-    max_persons: int = Field(2, ge=1)
-    threshold: float = Field(0.25, ge=0, le=1)
-    book_overlap_iou: float = Field(0.3, ge=0, le=1)
-
-
-class DetectorConfig(BaseModel):
-    """Object-detector settings. Every field is set (with a comment) in config/serve.yaml."""
-
-    weights: str = "models/yolov8n.pt"
-    # onnxruntime: the weights exported once to ONNX (dynamic shapes), run by ONNX Runtime;
-    # torch: the same network run directly by torch; ultralytics: YOLO.predict, the seed's path.
-    backend: Literal["onnxruntime", "torch", "ultralytics"] = "onnxruntime"
-    image_size: int = Field(640, ge=32)
-    device: str = "cpu"  # "cuda:0" runs the torch / ONNX Runtime (CUDA provider) backends on a GPU
-    threads: int = Field(2, ge=1)
-    onnx_spinning: bool = False
-    split_batches: bool = True  # onnxruntime on CPU: a batch of 2+ frames runs as `threads` 1-thread runs
-    max_batch_size: int = Field(4, ge=1)
-    batch_wait_timeout_s: float = Field(0.01, ge=0)
-    nms_iou: float = Field(0.7, ge=0, le=1)
-    default_threshold: float = Field(0.40, ge=0, le=1)
-    class_thresholds: dict[str, float] = Field(default_factory=lambda: {"cell phone": 0.25})
-    second_look: SecondLookConfig = Field(default_factory=SecondLookConfig)
-
-    def threshold(self, label: str) -> float:
-        return self.class_thresholds.get(label, self.default_threshold)
-
-    def weights_path(self) -> Path:
-        path = Path(self.weights).expanduser()
-        return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 ONNX_CACHE = PROJECT_ROOT / "models" / "onnx"
@@ -170,7 +133,7 @@ class ObjectDetectorModel:
 
         torch.set_num_threads(self.cfg.threads)
 
-    def detect_batch(self, images: list[np.ndarray]) -> list[list[dict[str, Any]]]:
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
         if not images:
             return []
         if self.cfg.backend == "ultralytics":
@@ -217,17 +180,17 @@ class ObjectDetectorModel:
                 for session, part in zip(self.split_sessions, parts)]
         return np.concatenate([run.result()[0] for run in runs])
 
-    def _second_look(self, images: list[np.ndarray], found: list[list[dict[str, Any]]]) -> None:
+    def _second_look(self, images: list[np.ndarray], found: list[list[Detection]]) -> None:
         """Phones held in a hand or at an ear are small in the full frame; in a crop of the person's
         head and upper body they are several times larger. All crops of a batch go in one call."""
         look = self.cfg.second_look
         crops, owners = [], []
         for index, (image, detections) in enumerate(zip(images, found)):
             height, width = image.shape[:2]
-            persons = sorted((d for d in detections if d["label"] == "person"),
-                             key=lambda d: -(d["box"][2] - d["box"][0]) * (d["box"][3] - d["box"][1]))
+            persons = sorted((d for d in detections if d.label == "person"),
+                             key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
             for person in persons[: look.max_persons]:
-                x0, y0, x1, y1 = person["box"]
+                x0, y0, x1, y1 = person.box
                 bw, bh = x1 - x0, y1 - y0
                 cx0, cy0 = int(max(0, x0 - 0.15 * bw)), int(max(0, y0 - 0.05 * bh))
                 cx1, cy1 = int(min(width, x1 + 0.15 * bw)), int(min(height, y0 + 0.75 * bh))
@@ -241,17 +204,18 @@ class ObjectDetectorModel:
         for (index, ox, oy), result in zip(owners, results):
             detections = found[index]
             for box, score in zip(result[:, :4].numpy(), result[:, 4].numpy()):
-                box = [float(box[0] + ox), float(box[1] + oy), float(box[2] + ox), float(box[3] + oy)]
+                box = (float(box[0] + ox), float(box[1] + oy), float(box[2] + ox), float(box[3] + oy))
                 # The model confuses papers and books with phones: a book in the same place wins.
-                if any(d["label"] == "book" and iou(d["box"], box) > look.book_overlap_iou for d in detections):
+                if any(d.label == "book" and iou(d.box, box) > look.book_overlap_iou for d in detections):
                     continue
-                same = [d for d in detections if d["label"] == "cell phone" and iou(d["box"], box) > 0.5]
+                same = [i for i, d in enumerate(detections) if d.label == "cell phone" and iou(d.box, box) > 0.5]
                 if same:
-                    same[0]["confidence"] = max(same[0]["confidence"], round(float(score), 3))
+                    first = detections[same[0]]
+                    detections[same[0]] = replace(first, confidence=max(first.confidence, round(float(score), 3)))
                     continue
-                detections.append({"label": "cell phone", "confidence": round(float(score), 3),
-                                   "box": [round(v, 1) for v in box], "source": "second_look"})
-            detections.sort(key=lambda d: -d["confidence"])
+                detections.append(Detection("cell phone", round(float(score), 3), tuple(round(v, 1) for v in box),
+                                            source="second_look"))
+            detections.sort(key=lambda d: -d.confidence)
 
     def _crops_infer(self, crops: list[np.ndarray], look: SecondLookConfig):
         if self.cfg.backend == "ultralytics":
@@ -262,7 +226,7 @@ class ObjectDetectorModel:
             return [torch.cat([r.boxes.xyxy, r.boxes.conf[:, None], r.boxes.cls[:, None]], 1) for r in results]
         return self._infer(crops, look.image_size, look.threshold, [self._phone_id])
 
-    def _postprocess(self, xyxy, conf, cls) -> list[dict[str, Any]]:
+    def _postprocess(self, xyxy, conf, cls) -> list[Detection]:
         if len(conf) == 0:
             return []
         xyxy, conf, cls = xyxy.cpu().numpy(), conf.cpu().numpy(), cls.cpu().numpy().astype(int)
@@ -271,16 +235,13 @@ class ObjectDetectorModel:
             label = REPORTED_CLASSES.get(self._names[class_id])
             if label is None or score < self.cfg.threshold(label):
                 continue
-            out.append({
-                "label": label,
-                "confidence": round(float(score), 3),
-                "box": [round(float(v), 1) for v in box],
-            })
-        out.sort(key=lambda d: -d["confidence"])
+            out.append(Detection(label, round(float(score), 3), tuple(round(float(v), 1) for v in box)))
+        out.sort(key=lambda d: -d.confidence)
         return out
 
 
-def iou(a: list[float], b: list[float]) -> float:
+def iou(a, b) -> float:
+    """Intersection over union of two [x0, y0, x1, y1] boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy

@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vision.detector import DetectorConfig, ObjectDetectorModel
-from vision.face_gaze import FaceGazeAnalyzer, FaceGazeConfig
+from contracts import FaceResult
+from risk.gaze import raw_gaze
+from settings import DetectorConfig, FaceGazeConfig, GazeConfig
+from vision.detector import ObjectDetectorModel
+from vision.face_gaze import FaceGazeAnalyzer
 from vision.frames import decode_image
 
 # Clip descriptions (MANIFEST.md): frame windows and the gaze expected in them. The eyes turn left
@@ -47,11 +50,11 @@ def read_video(path: Path, stride: int):
         capture.release()
 
 
-def head_is_turned(face: dict[str, Any], yaw_limit: float, pitch_limit: float) -> bool | None:
-    pose = face.get("head_pose")
+def head_is_turned(face: FaceResult, yaw_limit: float, pitch_limit: float) -> bool | None:
+    pose = face.head_pose
     if pose is None:
         return None
-    return abs(pose["yaw"]) > yaw_limit or abs(pose["pitch"]) > pitch_limit
+    return abs(pose.yaw) > yaw_limit or abs(pose.pitch) > pitch_limit
 
 
 def _share(hits: int, total: int) -> dict[str, Any]:
@@ -59,7 +62,10 @@ def _share(hits: int, total: int) -> dict[str, Any]:
 
 
 def evaluate(fixtures: Path, detector_cfg: DetectorConfig, face_cfg: FaceGazeConfig | None = None,
-             video_stride: int = 4, yaw_limit: float = 30.0, pitch_limit: float = 25.0) -> dict[str, Any]:
+             gaze_cfg: GazeConfig | None = None, video_stride: int = 4, yaw_limit: float = 30.0,
+             pitch_limit: float = 25.0) -> dict[str, Any]:
+    """Gaze is the raw direction (`risk.gaze.raw_gaze`, before any session calibration)."""
+    gaze_cfg = gaze_cfg or GazeConfig()
     labels = json.loads((fixtures / "labels.json").read_text())
     analyzer = FaceGazeAnalyzer(face_cfg or FaceGazeConfig())
     plain_cfg = detector_cfg.model_copy(deep=True)
@@ -90,20 +96,20 @@ def evaluate(fixtures: Path, detector_cfg: DetectorConfig, face_cfg: FaceGazeCon
         rows.append({"name": name, "label": labels[name], "face": face, "plain": plain, "second_look": looked})
 
     metrics: dict[str, Any] = {}
-    in_range = [r for r in rows if r["label"]["faces"][0] <= r["face"]["faces"] <= r["label"]["faces"][1]]
+    in_range = [r for r in rows if r["label"]["faces"][0] <= r["face"].faces <= r["label"]["faces"][1]]
     exact_labelled = [r for r in rows if r["label"]["faces"][0] == r["label"]["faces"][1]]
     empty = [r for r in rows if r["label"]["faces"] == [0, 0]]
     metrics["faces_within_range"] = _share(len(in_range), len(rows))
-    metrics["faces_exact"] = _share(sum(r["face"]["faces"] == r["label"]["faces"][0] for r in exact_labelled),
+    metrics["faces_exact"] = _share(sum(r["face"].faces == r["label"]["faces"][0] for r in exact_labelled),
                                     len(exact_labelled))
-    metrics["false_faces_on_empty"] = _share(sum(r["face"]["faces"] > 0 for r in empty), len(empty))
+    metrics["false_faces_on_empty"] = _share(sum(r["face"].faces > 0 for r in empty), len(empty))
     for tag in ("glasses", "low_light"):
         tagged = [r for r in rows if r["label"].get(tag)]
         metrics[f"faces_within_range_{tag}"] = _share(
             sum(r in in_range for r in tagged), len(tagged))
 
     gaze_rows = [r for r in rows if "gaze" in r["label"]]
-    metrics["gaze_photos"] = _share(sum(r["face"]["gaze"] == r["label"]["gaze"] for r in gaze_rows), len(gaze_rows))
+    metrics["gaze_photos"] = _share(sum(raw_gaze(r["face"], gaze_cfg) == r["label"]["gaze"] for r in gaze_rows), len(gaze_rows))
     turned_rows = [r for r in rows if "head_turned" in r["label"]]
     metrics["head_turned_photos"] = _share(
         sum(head_is_turned(r["face"], yaw_limit, pitch_limit) == r["label"]["head_turned"] for r in turned_rows),
@@ -113,12 +119,12 @@ def evaluate(fixtures: Path, detector_cfg: DetectorConfig, face_cfg: FaceGazeCon
         for label, key in (("cell phone", "phone"), ("book", "book")):
             positives = [r for r in rows if r["label"][key]]
             negatives = [r for r in rows if not r["label"][key]]
-            found = lambda r: any(d["label"] == label for d in r[variant])  # noqa: E731
+            found = lambda r: any(d.label == label for d in r[variant])  # noqa: E731
             metrics[f"{key}_recall_{variant}"] = _share(sum(map(found, positives)), len(positives))
             metrics[f"{key}_false_positive_{variant}"] = _share(sum(map(found, negatives)), len(negatives))
     persons_ok = [r for r in rows
-                  if sum(d["label"] == "person" for d in r["plain"]) >= r["label"]["persons_min"]
-                  and (r["label"]["persons_min"] > 0 or not any(d["label"] == "person" for d in r["plain"]))]
+                  if sum(d.label == "person" for d in r["plain"]) >= r["label"]["persons_min"]
+                  and (r["label"]["persons_min"] > 0 or not any(d.label == "person" for d in r["plain"]))]
     metrics["person_count"] = _share(len(persons_ok), len(rows))
 
     videos: dict[str, Any] = {}
@@ -126,7 +132,7 @@ def evaluate(fixtures: Path, detector_cfg: DetectorConfig, face_cfg: FaceGazeCon
         frames = [(i, analyzer.analyze(f)) for i, f in read_video(fixtures / "videos" / clip, video_stride)]
         for title, start, end, expected in windows:
             chosen = [face for i, face in frames if i >= start and (end is None or i <= end)]
-            videos[f"{clip} {title}: {expected}"] = _share(sum(f["gaze"] == expected for f in chosen), len(chosen))
+            videos[f"{clip} {title}: {expected}"] = _share(sum(raw_gaze(f, gaze_cfg) == expected for f in chosen), len(chosen))
         turned = [head_is_turned(face, yaw_limit, pitch_limit) for _, face in frames]
         videos[f"{clip} all frames: head not turned"] = _share(sum(t is False for t in turned), len(turned))
     metrics["video_gaze"] = videos

@@ -1,8 +1,9 @@
 """Evidence snapshots: the frame with an event's strongest signal, boxes drawn, as a small JPEG."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Sequence
 
+from contracts import Detection, FaceBox
 from vision.frames import decode_image, encode_jpeg
 
 FACE_COLOR = (80, 200, 80)  # BGR
@@ -10,22 +11,22 @@ OBJECT_COLOR = (40, 40, 230)
 PERSON_COLOR = (230, 160, 40)
 
 
-def render_evidence(image_bytes: bytes, face_boxes: list[dict[str, float]], objects: list[dict[str, Any]],
+def render_evidence(image_bytes: bytes, face_boxes: Sequence[FaceBox], objects: Sequence[Detection],
                     caption: str, max_width: int = 480) -> bytes:
     import cv2
 
     image = decode_image(image_bytes)
     for box in face_boxes:
-        x0, y0 = int(box["x"]), int(box["y"])
-        x1, y1 = int(box["x"] + box["w"]), int(box["y"] + box["h"])
+        x0, y0 = int(box.x), int(box.y)
+        x1, y1 = int(box.x + box.w), int(box.y + box.h)
         cv2.rectangle(image, (x0, y0), (x1, y1), FACE_COLOR, 2)
-        cv2.putText(image, f"face {box['confidence']:.2f}", (x0, max(12, y0 - 4)),
+        cv2.putText(image, f"face {box.confidence:.2f}", (x0, max(12, y0 - 4)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5, FACE_COLOR, 1, cv2.LINE_AA)
     for det in objects:
-        x0, y0, x1, y1 = (int(v) for v in det["box"])
-        color = PERSON_COLOR if det["label"] == "person" else OBJECT_COLOR
+        x0, y0, x1, y1 = (int(v) for v in det.box)
+        color = PERSON_COLOR if det.label == "person" else OBJECT_COLOR
         cv2.rectangle(image, (x0, y0), (x1, y1), color, 2)
-        cv2.putText(image, f"{det['label']} {det['confidence']:.2f}", (x0, max(12, y0 - 4)),
+        cv2.putText(image, f"{det.label} {det.confidence:.2f}", (x0, max(12, y0 - 4)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
     height, width = image.shape[:2]
     if width > max_width:

@@ -5,24 +5,15 @@ Pure code (no Ray). A frame that cannot be judged gives `unknown` gaze and is ne
 """
 from __future__ import annotations
 
-from typing import Any
-
 import hashlib
 
 import numpy as np
-from pydantic import BaseModel, Field
+
+from contracts import FrameQuality
+from settings import QualityConfig
 
 
-class QualityConfig(BaseModel):
-    """Frame-quality thresholds. Every field is set (with a comment) in config/serve.yaml."""
-
-    dark_brightness: float = Field(10.0, ge=0, le=255)
-    covered_brightness: float = Field(40.0, ge=0, le=255)
-    covered_contrast: float = Field(6.0, ge=0)
-    blur_sharpness: float = Field(15.0, ge=0)
-
-
-def assess(image_bgr: np.ndarray, cfg: QualityConfig) -> dict[str, Any]:
+def assess(image_bgr: np.ndarray, cfg: QualityConfig) -> FrameQuality:
     """Single-frame quality: what is wrong with it, if anything, plus the measures behind that."""
     import cv2
 
@@ -39,17 +30,11 @@ def assess(image_bgr: np.ndarray, cfg: QualityConfig) -> dict[str, Any]:
         issues.append("too_dark")  # dark, with some structure (a lamp, a window)
     if sharpness < cfg.blur_sharpness and "covered" not in issues:
         issues.append("too_blurred")
-    return {
-        "issues": issues,
-        "brightness": round(brightness, 1),
-        "contrast": round(contrast, 1),
-        "sharpness": round(sharpness, 1),
-        "digest": hashlib.blake2b(image_bgr.tobytes(), digest_size=16).hexdigest(),
-    }
+    return FrameQuality(
+        issues=tuple(issues),
+        brightness=round(brightness, 1),
+        contrast=round(contrast, 1),
+        sharpness=round(sharpness, 1),
+        digest=hashlib.blake2b(image_bgr.tobytes(), digest_size=16).hexdigest(),
+    )
 
-
-def frozen(previous_digest: str | None, digest: str | None) -> bool:
-    """The same picture again, pixel for pixel: the camera feed stalled or a still image is being
-    replayed. A live sensor's noise makes two real frames differ even when nobody moves (a
-    near-identical test would flag a still candidate; an exact one cannot)."""
-    return bool(previous_digest) and previous_digest == digest

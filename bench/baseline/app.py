@@ -24,13 +24,18 @@ sys.path.insert(0, str(ROOT))
 from fastapi import FastAPI, HTTPException  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from graph import AppConfig, load_args  # noqa: E402
+from api.errors import http_status  # noqa: E402
+from api.schemas import StageLatency  # noqa: E402
+from contracts import Detections  # noqa: E402
+from errors import FrameError  # noqa: E402
+from pipeline.response import frame_response  # noqa: E402
 from risk.clock import FrameClock  # noqa: E402
 from risk.engine import RiskEngine  # noqa: E402
-from risk.observation import Observation, frame_usable  # noqa: E402
+from risk.observation import Observation  # noqa: E402
+from settings import AppConfig, load_args  # noqa: E402
 from vision.detector import ObjectDetectorModel  # noqa: E402
 from vision.face_gaze import FaceGazeAnalyzer  # noqa: E402
-from vision.frames import FrameError, decode_image, inspect_image_header, parse_frame_payload  # noqa: E402
+from vision.frames import decode_image, inspect_image_header, parse_frame_payload  # noqa: E402
 
 
 class Start(BaseModel):
@@ -75,7 +80,7 @@ def create_app(weights: str | None = None, detector_backend: str = "ultralytics"
     # A sync endpoint in uvicorn's thread pool; the models run one frame at a time.
     @app.post("/analyze-frame")
     def analyze(body: Frame):
-        arrival = time.time()
+        arrival, started = time.time(), time.perf_counter()
         if body.session_id not in sessions:
             raise HTTPException(404, "unknown session")
         try:
@@ -83,17 +88,17 @@ def create_app(weights: str | None = None, detector_backend: str = "ultralytics"
             inspect_image_header(data, cfg.ingress.max_frame_pixels)
             image = decode_image(data)
         except FrameError as exc:
-            raise HTTPException(exc.status, str(exc)) from None
+            raise HTTPException(http_status(exc), str(exc)) from None
         with models_lock:
             face_result = face.analyze(image)
-            objects = detector.detect_batch([image])[0]
+            detections = Detections(tuple(detector.detect_batch([image])[0]))
             engine, clock = sessions[body.session_id]
-            usable = frame_usable(face_result["faces"], face_result["quality"]["issues"])
-            obs = Observation.from_results(clock.frame_time(body.timestamp, arrival), face_result, objects, usable)
-            risk = engine.observe(obs)
-        return {"session_id": body.session_id, "cheating": risk["cheating"], "risk_score": risk["risk_score"],
-                "attention": risk["attention"], "gaze": face_result["gaze"], "faces": face_result["faces"],
-                "objects": objects, "events": risk["open_events"]}
+            obs = Observation.from_results(clock.frame_time(body.timestamp, arrival), face_result, detections.objects,
+                                           cfg.risk.gaze)
+            update = engine.observe(obs, face_result.quality.issues).update
+        total = round((time.perf_counter() - started) * 1000, 2)
+        latency = StageLatency(validate=0.0, face_gaze=0.0, object_detector=0.0, models_wall=total, risk=0.0, total=total)
+        return frame_response(body.session_id, face_result, detections, update, latency)
 
     @app.post("/end-session")
     def end(body: End):

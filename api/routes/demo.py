@@ -1,5 +1,5 @@
-"""GET /demo: the browser demo, a static page the ingress serves (deployments/static/: demo.html,
-demo.js, demo.css; no build step). It is a reference client for the stream protocol; see demo.js.
+"""GET /demo: the browser demo, a static page the ingress serves (api/static/: demo.html, demo.js,
+demo.css; no build step). It is a reference client for the stream protocol; see demo.js.
 
 The page holds no secret (the user types an API key), so it is served without auth, like /docs.
 Its Content-Security-Policy lets it talk to this origin only: the page cannot fetch or send
@@ -7,10 +7,12 @@ anything elsewhere even if it were changed to.
 """
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import Response
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"  # shipped as package data (pyproject.toml)
+from errors import NotFound
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"  # shipped as package data (pyproject.toml)
 FILES = {
     "demo.html": "text/html; charset=utf-8",
     "demo.js": "text/javascript; charset=utf-8",
@@ -23,13 +25,13 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' blob:; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 
 
 def _static(name: str) -> Response:
     media_type = FILES.get(name)
     if media_type is None:  # only the listed files: no path from the URL ever reaches the disk
-        raise HTTPException(404, f"no demo file {name!r}")
+        raise NotFound(f"no demo file {name!r}")
     return Response((STATIC_DIR / name).read_bytes(), media_type=media_type,
                     headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache",
                              "X-Content-Type-Options": "nosniff"})

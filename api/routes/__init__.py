@@ -1,0 +1,1 @@
+"""Routes by concern: frames (HTTP and WebSocket), sessions, reports, the browser demo."""

@@ -1,0 +1,243 @@
+"""The HTTP contract: every request and response body, nested and typed, so `/docs` documents
+every field a client reads. The seed's names are kept exactly (DESIGN.md's API contract); fields
+beyond them are additive. Errors have one model for every status (`api.errors.ErrorResponse`)."""
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+Gaze = Literal["center", "left", "right", "up", "down", "unknown"]
+Verdict = Literal["CLEAN", "SUSPICIOUS", "CHEATING"]
+Severity = Literal["low", "medium", "high"]
+
+
+# ---- requests --------------------------------------------------------------------------------
+class StartSessionRequest(BaseModel):
+    candidate_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@+-]+$", examples=["12345"],
+                              description="the integrator's id for the candidate: letters, digits and . _ : @ + -")
+
+
+class AnalyzeFrameRequest(BaseModel):
+    session_id: UUID = Field(description="from /start-session")
+    frame: str = Field(description="base64 JPEG, PNG or WebP; a data URL prefix is allowed")
+    timestamp: float | None = Field(None, description=(
+        "capture time in seconds, any clock: the first one is anchored to arrival time and later ones keep "
+        "their spacing; absent: arrival time"))
+
+
+class EndSessionRequest(BaseModel):
+    session_id: UUID
+
+
+# ---- parts of a frame's answer ---------------------------------------------------------------
+class DetectedObject(BaseModel):
+    label: str = Field(description="person, cell phone, book, laptop, tv, remote, keyboard or mouse")
+    confidence: float
+    box: list[float] = Field(description="[x0, y0, x1, y1] in pixels of the frame as sent")
+
+
+class EventOut(BaseModel):
+    """An episode: a condition that persisted long enough to open, until it cleared."""
+
+    id: str = Field(description="stable within the session, e.g. 0001-phone-detected")
+    type: str = Field(description="FACE_MISSING, MULTIPLE_FACES, EXTRA_PERSON, LOOKING_AWAY, HEAD_TURNED, "
+                                  "PHONE_DETECTED, BOOK_DETECTED, DEVICE_DETECTED, TALKING, EYES_CLOSED, LOW_QUALITY")
+    severity: Severity
+    start: float = Field(description="frame time the condition began (s)")
+    end: float | None = Field(description="frame time it cleared; null while open")
+    frame_count: int
+    peak_confidence: float
+    peak_time: float = Field(description="frame time of the strongest signal (its evidence frame)")
+    last_seen: float
+    duration: float = Field(description="seconds, up to the frame this answer is about while open")
+    open: bool
+
+
+class HeadPose(BaseModel):
+    """Degrees, image coordinates: yaw > 0 points toward the image's right edge, pitch > 0 up,
+    roll > 0 tilted clockwise as seen in the image."""
+
+    yaw: float
+    pitch: float
+    roll: float
+
+
+class GazeRatio(BaseModel):
+    horizontal: float = Field(description="iris position: 0 = image-left eye corner .. 1 = image-right")
+    vertical: float = Field(description="iris position: 0 = top lid .. 1 = bottom lid")
+
+
+class Expression(BaseModel):
+    """Landmark geometry of the main face (a heuristic, not an emotion classifier)."""
+
+    label: Literal["neutral", "smiling", "mouth_open", "eyes_closed"]
+    eye_openness: float = Field(description="lid gap / eye width: ~0.25-0.35 open, under ~0.1 closed")
+    mouth_openness: float = Field(description="inner-lip gap / mouth width")
+    smile_width: float = Field(description="mouth width / outer-eye-corner distance")
+    eyes_closed: bool
+    mouth_open: bool
+    talking: bool = Field(description="mouth movement over the last frames (risk.talking_*)")
+
+
+class FrameQuality(BaseModel):
+    usable: bool = Field(description="false: the frame cannot be judged (presence and gaze unknown)")
+    issues: list[str] = Field(description="too_dark, too_blurred, covered, frozen")
+    brightness: float | None = Field(None, description="mean grey level of a 320-px copy")
+    contrast: float | None = Field(None, description="grey-level standard deviation")
+    sharpness: float | None = Field(None, description="variance of the Laplacian")
+
+
+class Calibration(BaseModel):
+    """The candidate's neutral head pose and gaze from the first seconds of usable frames."""
+
+    yaw: float = 0.0
+    pitch: float = 0.0
+    gaze_horizontal: float = Field(0.0, description="iris offset from centre absorbed by the baseline")
+    gaze_vertical: float = 0.0
+    frames: int = 0
+    accepted: bool = Field(False, description="false while calibrating, or when the baseline was not believed")
+    reason: str = Field("calibrating", description="ok, calibrating, disabled, or why it was not believed")
+
+
+class StageLatency(BaseModel):
+    """Milliseconds spent per stage of this frame, inside the service."""
+
+    validate_ms: float = Field(alias="validate", description="admission: size, header, session, limits")
+    face_gaze: float = Field(description="the face stage, decode included (its own clock)")
+    object_detector: float = Field(description="the detector's batch, decode included (its own clock)")
+    models_wall: float = Field(description="both models, concurrently, as the ingress waited")
+    risk: float = Field(description="the session's update and its store write")
+    total: float
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+
+# ---- answers ---------------------------------------------------------------------------------
+class StartSessionResponse(BaseModel):
+    session_id: UUID
+    message: str
+    timestamp: float
+    session_token: str = Field(description="for the candidate's client: opens /analyze-frame for this session only")
+    token_expires_at: float
+
+
+class AnalyzeFrameResponse(BaseModel):
+    session_id: UUID
+    cheating: bool = Field(description="the live score is at or above risk.cheating_threshold")
+    risk_score: int = Field(ge=0, le=100)
+    attention: int = Field(ge=0, le=100)
+    gaze: Gaze = Field(description="relative to the calibrated baseline, image coordinates")
+    faces: int = Field(description="faces the detector found (see frame_quality before reading 0 as absence)")
+    presence: Literal["present", "absent", "unknown"] = Field(description="unknown when the frame cannot be judged")
+    objects: list[DetectedObject]
+    events: list[EventOut] = Field(description="events open after this frame")
+    events_opened: list[str] = Field(description="types opened by this frame")
+    events_closed: list[str] = Field(description="types closed by this frame")
+    head_pose: HeadPose | None
+    expression: Expression | None
+    frame_quality: FrameQuality
+    gaze_ratio: GazeRatio | None
+    frame_time: float = Field(description="this frame's time on the session's clock (server seconds)")
+    calibration: Calibration
+    late: bool = Field(description="older than a frame already scored: answered, not scored")
+    duplicate: bool = Field(description="the same frame delivered again: answered, not scored twice")
+    latency_ms: StageLatency
+
+
+class TypeBreakdown(BaseModel):
+    count: int
+    total_seconds: float
+    peak_confidence: float
+
+
+class EndSessionResponse(BaseModel):
+    session_id: UUID
+    final_risk_score: int
+    verdict: Verdict
+    total_violations: int = Field(description="events of scoring types (LOW_QUALITY is recorded, not scored)")
+    duration_seconds: float
+    status: Literal["ended", "abandoned"] = Field(description="abandoned when the session went idle")
+    peak_risk_score: int
+    verdict_reasons: list[str]
+    frames: int
+    unusable_frames: int
+    violations_by_type: dict[str, TypeBreakdown]
+    calibration: Calibration
+    events: list[EventOut]
+    report_url: str
+
+
+class SessionState(BaseModel):
+    """An open session's live state (from its actor), or an ended one's summary."""
+
+    session_id: UUID
+    candidate_id: str
+    status: Literal["open", "ending", "ended", "abandoned"]
+    started_at: float
+    ended_at: float | None
+    verdict: Verdict | None
+    risk_score: int | None = Field(None, description="open sessions")
+    peak_score: int | None = Field(None, description="open sessions")
+    attention: int | None = Field(None, description="open sessions")
+    cheating: bool | None = Field(None, description="open sessions")
+    open_events: list[EventOut] | None = Field(None, description="open sessions")
+    last_frame_time: float | None = Field(None, description="open sessions")
+    rebuilt_frames: int | None = Field(None, description="open sessions: frames replayed when its actor last started")
+    final_risk_score: int | None = Field(None, description="ended sessions")
+    peak_risk_score: int | None = Field(None, description="ended sessions")
+    verdict_reasons: list[str] | None = Field(None, description="ended sessions")
+    total_violations: int | None = Field(None, description="ended sessions")
+    duration_seconds: float | None = Field(None, description="ended sessions")
+    violations_by_type: dict[str, TypeBreakdown] | None = Field(None, description="ended sessions")
+    frames: int = 0
+    late_frames: int = 0
+    duplicate_frames: int = 0
+    unusable_frames: int = 0
+    calibration: Calibration | None = None
+    events: list[EventOut] = Field(default_factory=list)
+
+
+class ReportEvent(EventOut):
+    start_offset_s: float = Field(description="seconds from the session's start")
+    end_offset_s: float | None
+    evidence_url: str | None = Field(description="the evidence frame (its strongest signal, boxes drawn)")
+
+
+class TimelinePoint(BaseModel):
+    t: float
+    offset_s: float
+    score: float
+    attention: float
+    usable: bool
+
+
+class Report(BaseModel):
+    """The reviewer's report: verdict and reasons, the score and attention per frame, events with evidence."""
+
+    session_id: UUID
+    candidate_id: str
+    status: Literal["open", "ending", "ended", "abandoned"]
+    started_at: float
+    ended_at: float | None
+    verdict: Verdict | None
+    verdict_reasons: list[str]
+    final_risk_score: float
+    peak_risk_score: float
+    duration_seconds: float | None
+    frames: int
+    unusable_frames: int
+    violations_by_type: dict[str, TypeBreakdown]
+    calibration: Calibration | None
+    events: list[ReportEvent]
+    timeline: list[TimelinePoint]
+
+
+class DeleteResponse(BaseModel):
+    session_id: UUID
+    deleted: bool
+
+
+class Health(BaseModel):
+    status: Literal["ok"]

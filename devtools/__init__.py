@@ -1,0 +1,1 @@
+"""Helpers for running Proctor locally from Python: tests, benchmarks and scripts share them."""

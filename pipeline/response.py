@@ -1,0 +1,37 @@
+"""A frame's answer, built in one place from the typed stage results (pure)."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from api.schemas import (AnalyzeFrameResponse, Calibration, DetectedObject, EventOut, Expression, FrameQuality,
+                         GazeRatio, HeadPose, StageLatency)
+from contracts import Detections, FaceResult, RiskUpdate
+
+
+def frame_response(session_id: str, face: FaceResult, detections: Detections, update: RiskUpdate,
+                   latency: StageLatency) -> AnalyzeFrameResponse:
+    usable = update.usable
+    quality = face.quality
+    return AnalyzeFrameResponse(
+        session_id=session_id,
+        cheating=update.cheating,
+        risk_score=update.risk_score,
+        attention=update.attention,
+        gaze=update.gaze,
+        faces=face.faces,
+        presence=("present" if face.faces else "absent") if usable else "unknown",
+        objects=[DetectedObject(**d.to_dict()) for d in detections.objects],
+        events=[EventOut(**e) for e in update.open_events],
+        events_opened=list(update.opened),
+        events_closed=list(update.closed),
+        head_pose=HeadPose(**asdict(face.head_pose)) if face.head_pose else None,
+        expression=Expression(**asdict(face.expression), talking=update.talking) if face.expression else None,
+        frame_quality=FrameQuality(usable=usable, issues=list(update.quality_issues), brightness=quality.brightness,
+                                   contrast=quality.contrast, sharpness=quality.sharpness),
+        gaze_ratio=GazeRatio(**asdict(face.gaze_ratio)) if face.gaze_ratio else None,
+        frame_time=update.frame_time,
+        calibration=Calibration(**update.calibration.to_dict()),
+        late=update.late,
+        duplicate=update.duplicate,
+        latency_ms=latency,
+    )

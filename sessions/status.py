@@ -1,0 +1,32 @@
+"""A session's status and the transitions allowed between them. The store's conditional UPDATEs
+enforce them (`store.base.SessionStoreBase.transition`): a transition from the wrong status changes
+nothing and says so. Pure code (no Ray)."""
+from __future__ import annotations
+
+from enum import Enum
+
+
+class SessionStatus(str, Enum):
+    OPEN = "open"  # takes frames
+    ENDING = "ending"  # an end was claimed (by /end-session or the reaper): no new frames
+    ENDED = "ended"  # ended by the integrator; verdict and report final
+    ABANDONED = "abandoned"  # ended by the reaper after idle_timeout_s without frames
+
+    @property
+    def live(self) -> bool:
+        """Still holds state in a session actor (not yet summarised)."""
+        return self in (SessionStatus.OPEN, SessionStatus.ENDING)
+
+
+TRANSITIONS: dict[SessionStatus, frozenset[SessionStatus]] = {
+    SessionStatus.OPEN: frozenset({SessionStatus.ENDING}),
+    # back to OPEN when the end failed (nothing lost) or its claimer died (released after ending_timeout_s)
+    SessionStatus.ENDING: frozenset({SessionStatus.OPEN, SessionStatus.ENDED, SessionStatus.ABANDONED}),
+    SessionStatus.ENDED: frozenset(),
+    SessionStatus.ABANDONED: frozenset(),
+}
+FINAL = (SessionStatus.ENDED, SessionStatus.ABANDONED)
+
+
+def allowed(old: SessionStatus, new: SessionStatus) -> bool:
+    return new in TRANSITIONS[old]

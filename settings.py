@@ -1,0 +1,349 @@
+"""Every tunable of the application: the `args:` of config/serve.yaml, one model per section.
+
+Each field carries its default and its description here, once; config/serve.yaml sets every field
+(tests/test_config.py keeps its values equal to these defaults, so pure tests test what runs) and
+docs/CONFIG.md is generated from these models (`python scripts/gen_config_docs.py`). Every model
+forbids unknown keys: `max_batch_sise: 8` fails at deploy time naming the key instead of running
+the default. Secrets and the store URL may also come from the environment (`PROCTOR_*`):
+`resolve_environment` applies them, once, where the service starts.
+
+Pure code (no Ray).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+CONFIG_PATH = PROJECT_ROOT / "config" / "serve.yaml"
+
+API_KEYS_ENV = "PROCTOR_API_KEYS"  # comma-separated integrator keys, added to auth.api_keys
+TOKEN_SECRET_ENV = "PROCTOR_TOKEN_SECRET"  # overrides auth.token_secret
+STORE_URL_ENV = "PROCTOR_STORE_URL"  # overrides ingress.store_url (a database URL may hold a password)
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+EVENT_TYPES = (
+    "FACE_MISSING",
+    "MULTIPLE_FACES",
+    "EXTRA_PERSON",
+    "LOOKING_AWAY",
+    "HEAD_TURNED",
+    "PHONE_DETECTED",
+    "BOOK_DETECTED",
+    "DEVICE_DETECTED",
+    "TALKING",
+    "EYES_CLOSED",
+    "LOW_QUALITY",
+)
+
+
+class StrictModel(BaseModel):
+    """A config section: unknown keys are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def url_scheme(location: str) -> str | None:
+    """`postgresql` for `postgresql://...`; None for a plain path."""
+    return location.split("://", 1)[0].lower() if "://" in location else None
+
+
+# ---- ingress ---------------------------------------------------------------------------------
+class IngressConfig(StrictModel):
+    """The HTTP/WebSocket front: limits, timeouts and the session store."""
+
+    store_path: str = Field("data/sessions.sqlite3", description=(
+        "SQLite session store (WAL mode), used when no store_url is set; relative to the project root."))
+    store_url: str | None = Field(None, description=(
+        "A postgresql:// URL for a PostgreSQL session store (a cluster spanning machines); null: SQLite at "
+        f"store_path. ${STORE_URL_ENV} overrides it: put a URL with a password there, not in the file."))
+    max_frame_bytes: int = Field(4 * 1024 * 1024, ge=1024, description=(
+        "Largest frame accepted, in bytes after base64 decoding (413 above)."))
+    max_frame_pixels: int = Field(4096 * 4096, ge=1, description=(
+        "Largest width x height accepted, read from the image header before decoding (413 above)."))
+    model_timeout_s: float = Field(10.0, gt=0, description=(
+        "A frame whose models have not answered within this many seconds gets 503 naming the stage."))
+    session_call_timeout_s: float = Field(30.0, gt=0, description=(
+        "A call to a session's actor (a frame's score, an end) waiting longer is retried on a fresh handle; "
+        "after 4 tries it is 503."))
+    session_actor_num_cpus: float = Field(0.0, ge=0, description=(
+        "Logical CPUs reserved per RiskSession actor; 0 lets any number of sessions share a node."))
+    idle_timeout_s: float = Field(300.0, gt=0, description=(
+        "A session with no frame for this long is ended by the reaper, verdict kept, status abandoned."))
+    reaper_interval_s: float = Field(10.0, gt=0, description=(
+        "How often the reaper (one per application, by a lease in the store) looks for idle and expired sessions."))
+    retention_days: float = Field(30.0, gt=0, description=(
+        "Ended sessions (reports, evidence) are deleted this many days after they ended."))
+    ending_timeout_s: float = Field(120.0, gt=0, description=(
+        "An end-session claimed this long ago and never finished (its caller died) is released: open again."))
+    max_body_bytes: int = Field(6 * 1024 * 1024, ge=1024, description=(
+        "Largest HTTP request body (413 above): a 4 MiB frame in base64 plus JSON."))
+    max_fps_per_session: float = Field(10.0, gt=0, description=(
+        "Frames per second one session may send on average, per ingress replica, over HTTP and the "
+        "WebSocket alike (429 + Retry-After above)."))
+    fps_burst: float = Field(10.0, ge=1, description="Burst allowance of the per-session frame rate, in frames.")
+    max_open_sessions: int = Field(100, ge=1, description="Concurrent open sessions (503 + Retry-After above).")
+    max_inflight_frames: int = Field(6, ge=1, description=(
+        "Frames in the models at once per ingress replica, from HTTP and WebSocket streams together; more are "
+        "refused at once (503) rather than queued. Accepted frames wait about this many / throughput seconds."))
+    direct_ingress: bool = Field(False, description=(
+        "`make run` only: the Ingress replica serves HTTP on the port itself, without Serve's proxy hop "
+        "(Ray's experimental direct ingress; see README for why it is off by default). Clusters keep the proxy."))
+
+    @field_validator("store_url")
+    @classmethod
+    def _postgres_url(cls, url: str | None) -> str | None:
+        if url is not None and url_scheme(url) not in POSTGRES_SCHEMES:
+            raise ValueError("store_url must be a postgresql:// URL (or null for SQLite at store_path)")
+        return url
+
+    def store_location(self) -> str:
+        """Where the session store is: store_url, else the SQLite store_path."""
+        return self.store_url or self.store_path
+
+
+# ---- auth ------------------------------------------------------------------------------------
+class AuthConfig(StrictModel):
+    """Access control: integrator API keys and the candidates' per-session tokens."""
+
+    api_keys: list[str] = Field(default_factory=list, description=(
+        f"Integrator API keys; ${API_KEYS_ENV} (comma-separated) adds more. Several may be valid at once "
+        "(rotation). Empty: auth is OFF, and the service warns loudly and stays on 127.0.0.1."))
+    token_secret: str | None = Field(None, description=(
+        f"HMAC secret that signs session tokens; ${TOKEN_SECRET_ENV} overrides it. null: one is generated "
+        "and kept in the session store, shared by every replica."))
+    token_ttl_s: float = Field(4 * 3600, gt=0, description="Session tokens expire this many seconds after start.")
+    min_key_length: int = Field(16, ge=8, description="Shorter API keys are refused when the service starts.")
+
+
+# ---- face and gaze ---------------------------------------------------------------------------
+class QualityConfig(StrictModel):
+    """Can a frame be judged? Measured on a 320-px-wide grey copy, so any camera resolution reads alike.
+    A frozen frame (the same pixels as the session's previous one) needs no threshold: a live sensor
+    never repeats exactly."""
+
+    dark_brightness: float = Field(10.0, ge=0, le=255, description=(
+        "Mean grey level under this is too_dark (unusable only when no face is found)."))
+    covered_brightness: float = Field(40.0, ge=0, le=255, description=(
+        "Darker than this and flatter than covered_contrast is a covered camera (never usable)."))
+    covered_contrast: float = Field(6.0, ge=0, description="Grey-level standard deviation under which a dark frame is covered.")
+    blur_sharpness: float = Field(15.0, ge=0, description=(
+        "Variance of the Laplacian under this is too_blurred (gaze unknown)."))
+
+
+class FaceGazeConfig(StrictModel):
+    """The MediaPipe face stage: detector and mesh confidences and expression ratios."""
+
+    detection_confidence: float = Field(0.5, ge=0, le=1, description=(
+        "Minimum score of MediaPipe's full-range face detector (the face count)."))
+    mesh_confidence: float = Field(0.5, ge=0, le=1, description="Minimum detection score of the face mesh (landmarks).")
+    max_mesh_faces: int = Field(3, ge=1, description=(
+        "Meshes computed per frame; the one on the largest detected face is used."))
+    eyes_closed_ratio: float = Field(0.12, ge=0, description="Eye openness (lid gap / eye width) under this is eyes closed.")
+    mouth_open_ratio: float = Field(0.35, ge=0, description="Inner-lip gap / mouth width over this is mouth open.")
+    smile_width_ratio: float = Field(0.62, ge=0, description=(
+        "Mouth width / outer-eye-corner distance over this is smiling."))
+    quality: QualityConfig = Field(default_factory=QualityConfig, description="Frame-quality gates.")
+
+
+# ---- object detector -------------------------------------------------------------------------
+class SecondLookConfig(StrictModel):
+    """A closer look for phones: crops of each person's head and upper body, run again."""
+
+    enabled: bool = Field(False, description=(
+        "Off: measured in docs/ACCURACY.md, +1 phone of 5 and +1 false phone for ~100% more detector time."))
+    image_size: int = Field(640, ge=32, description="Crop input size (a crop is small, so this enlarges the phone).")
+    max_persons: int = Field(2, ge=1, description="Largest persons looked at per frame.")
+    threshold: float = Field(0.25, ge=0, le=1, description="Minimum phone confidence in a crop.")
+    book_overlap_iou: float = Field(0.3, ge=0, le=1, description=(
+        "A crop phone overlapping a first-pass book by more than this is dropped (papers read as phones)."))
+
+
+class DetectorConfig(StrictModel):
+    """The YOLO object detector (COCO classes), its backend and its batching."""
+
+    weights: str = Field("models/yolov8n.pt", description=(
+        "Any ultralytics-loadable weights path; relative to the project root."))
+    backend: Literal["onnxruntime", "torch", "ultralytics"] = Field("onnxruntime", description=(
+        "onnxruntime: the weights exported once to models/onnx/ (dynamic shapes), 5-15% faster than torch here; "
+        "torch: the same network in torch; ultralytics: YOLO.predict, the seed's path."))
+    image_size: int = Field(544, ge=32, description=(
+        "YOLO input size (long side): 640x480 frames run at 544x416 (rect letterbox), ~25% less work than 640 "
+        "with the same accuracy table (docs/ACCURACY.md)."))
+    device: str = Field("cpu", description=(
+        "cuda:0 puts YOLO on a GPU (then give ObjectDetector ray_actor_options num_gpus: 1)."))
+    threads: int = Field(2, ge=1, description="Intra-op threads per replica for ONNX Runtime / torch.")
+    onnx_spinning: bool = Field(False, description=(
+        "ONNX Runtime threads busy-wait between runs: lower latency alone, less throughput when cores are shared."))
+    split_batches: bool = Field(True, description=(
+        "A batch of 2+ frames (frames queueing) runs as `threads` single-thread ONNX Runtime runs in parallel: "
+        "12-14% less CPU per frame at batch 2-4. A lone frame still gets every thread."))
+    max_batch_size: int = Field(4, ge=1, description="@serve.batch: most frames per inference call.")
+    batch_wait_timeout_s: float = Field(0.01, ge=0, description="@serve.batch: longest wait to fill a batch.")
+    nms_iou: float = Field(0.7, ge=0, le=1, description="Non-maximum suppression overlap (ultralytics' predict default).")
+    default_threshold: float = Field(0.40, ge=0, le=1, description="Minimum confidence for reported classes without their own.")
+    class_thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"cell phone": 0.15, "book": 0.20, "person": 0.40}, description=(
+            "Minimum confidence per class, set from docs/ACCURACY.md (0 false positives on the fixtures); "
+            "events still need 2 frames."))
+    second_look: SecondLookConfig = Field(default_factory=SecondLookConfig, description="Phone crops, run again.")
+
+    def threshold(self, label: str) -> float:
+        return self.class_thresholds.get(label, self.default_threshold)
+
+    def weights_path(self) -> Path:
+        path = Path(self.weights).expanduser()
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+# ---- risk ------------------------------------------------------------------------------------
+class GazeConfig(StrictModel):
+    """Where the eyes point, from the iris position inside each eye (image coordinates)."""
+
+    horizontal_margin: float = Field(0.06, ge=0, le=0.5, description=(
+        "|horizontal iris ratio - 0.5| beyond this is left/right (0.5 = centred)."))
+    vertical_margin: float = Field(0.12, ge=0, le=0.5, description="|vertical ratio - vertical_center| beyond this is up/down.")
+    vertical_center: float = Field(0.45, ge=0, le=1, description=(
+        "Vertical iris ratio when looking straight ahead (the lids hide the top of the iris)."))
+
+
+class EventRule(StrictModel):
+    """How one event type opens, closes, scores and weighs in the verdict."""
+
+    open_after_s: float = Field(ge=0, description="The condition must hold this long before the event opens.")
+    min_frames: int = Field(1, ge=1, description="... and be seen in at least this many frames.")
+    close_after_s: float = Field(0.0, ge=0, description="The condition must be clear this long to close the event.")
+    cooldown_s: float = Field(0.0, ge=0, description="A recurrence this soon after closing reopens the same event.")
+    rate: float = Field(ge=0, description="Risk points per second while the event is open.")
+    open_points: float = Field(0.0, ge=0, description="Risk points added once when it opens.")
+    severity: Literal["low", "medium", "high"] = Field("medium", description="For the reviewer.")
+    suspicious_after_s: float | None = Field(None, ge=0, description="Total open time that alone makes the verdict SUSPICIOUS.")
+    cheating_after_s: float | None = Field(None, ge=0, description="Total open time that alone makes the verdict CHEATING.")
+
+
+def _rule(open_after_s, min_frames, close_after_s, cooldown_s, rate, open_points, severity,
+          suspicious_after_s=None, cheating_after_s=None) -> EventRule:
+    return EventRule(open_after_s=open_after_s, min_frames=min_frames, close_after_s=close_after_s,
+                     cooldown_s=cooldown_s, rate=rate, open_points=open_points, severity=severity,
+                     suspicious_after_s=suspicious_after_s, cheating_after_s=cheating_after_s)
+
+
+def default_rules() -> dict[str, EventRule]:
+    return {
+        "FACE_MISSING": _rule(3.0, 2, 0.5, 2.0, 4, 5, "medium", 10, 60),
+        "MULTIPLE_FACES": _rule(1.0, 2, 0.5, 2.0, 10, 10, "high", 2, 10),
+        "EXTRA_PERSON": _rule(1.0, 2, 0.5, 2.0, 8, 8, "high", 2, 10),
+        "LOOKING_AWAY": _rule(2.0, 2, 0.5, 1.0, 4, 3, "low", 15, None),
+        "HEAD_TURNED": _rule(2.0, 2, 0.5, 1.0, 3, 3, "low", 15, None),
+        "PHONE_DETECTED": _rule(0.0, 2, 1.0, 3.0, 10, 15, "high", 1, 5),
+        "BOOK_DETECTED": _rule(0.0, 2, 1.0, 3.0, 6, 8, "medium", 2, 20),
+        "DEVICE_DETECTED": _rule(0.0, 2, 1.0, 3.0, 3, 5, "medium", 10, None),
+        "TALKING": _rule(2.0, 3, 1.0, 2.0, 2, 2, "low", 30, None),
+        "EYES_CLOSED": _rule(3.0, 2, 0.5, 1.0, 1, 1, "low", None, None),
+        "LOW_QUALITY": _rule(2.0, 2, 0.5, 1.0, 0, 0, "low", None, None),  # recorded, never scored
+    }
+
+
+class CalibrationConfig(StrictModel):
+    """The first seconds of a session set the candidate's neutral head pose and gaze."""
+
+    window_s: float = Field(5.0, ge=0, description="Seconds of usable one-face frames from the first one (0 disables).")
+    min_frames: int = Field(3, ge=1, description="Fewer frames with a face than this: no baseline (raw thresholds).")
+    max_yaw_deg: float = Field(35.0, ge=0, description="A baseline head yaw farther off than this is not believed.")
+    max_pitch_deg: float = Field(30.0, ge=0, description="A baseline head pitch farther off than this is not believed.")
+    max_gaze_offset: float = Field(0.12, ge=0, description=(
+        "An iris offset beyond this is not believed as neutral (gaze then stays uncorrected)."))
+
+
+class RiskConfig(StrictModel):
+    """The risk engine: gaze and head limits, event rules, score and verdict."""
+
+    decay_per_s: float = Field(2.0, ge=0, description="Score points lost per second while no event is open.")
+    cheating_threshold: float = Field(70, ge=0, le=100, description="`cheating` is true while the score is at or above this.")
+    suspicious_peak: float = Field(30, ge=0, le=100, description="Verdict SUSPICIOUS when the session's peak score reached this.")
+    cheating_peak: float = Field(70, ge=0, le=100, description="Verdict CHEATING when the session's peak score reached this.")
+    attention_window_s: float = Field(10.0, gt=0, description="Attention = share of this many recent seconds spent attentive.")
+    attention_floor: float = Field(50, ge=0, le=100, description="Attention under this adds a penalty ...")
+    attention_penalty_per_s: float = Field(2.0, ge=0, description="... of up to this many points per second (at attention 0).")
+    head_yaw_limit_deg: float = Field(30, ge=0, description="|yaw - baseline| beyond this is HEAD_TURNED.")
+    head_pitch_limit_deg: float = Field(25, ge=0, description="|pitch - baseline| beyond this is HEAD_TURNED.")
+    extra_person_min: int = Field(2, ge=2, description="This many YOLO persons open EXTRA_PERSON.")
+    device_labels: list[str] = Field(default_factory=lambda: ["tv", "laptop", "remote"], description=(
+        "Objects that open DEVICE_DETECTED."))
+    max_gap_s: float = Field(5.0, gt=0, description="A longer gap between frames counts as only this long.")
+    talking_window_s: float = Field(2.0, gt=0, description="Talking = mouth movement within this many seconds ...")
+    talking_mouth_range: float = Field(0.15, ge=0, description="... the mouth opening (gap / width) swinging by this much ...")
+    talking_min_frames: int = Field(3, ge=2, description="... over at least this many frames (one open mouth is not talking).")
+    gaze: GazeConfig = Field(default_factory=GazeConfig, description="Gaze direction from the iris ratios.")
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig, description="The neutral pose and gaze.")
+    rules: dict[str, EventRule] = Field(default_factory=default_rules, description=(
+        "Per event type; partial rules in the YAML override only the types they name."))
+
+    @model_validator(mode="after")
+    def _complete_rules(self) -> "RiskConfig":
+        unknown = set(self.rules) - set(EVENT_TYPES)
+        if unknown:
+            raise ValueError(f"unknown event types in risk.rules: {sorted(unknown)}")
+        self.rules = {**default_rules(), **self.rules}
+        return self
+
+
+# ---- the application -------------------------------------------------------------------------
+class AppConfig(StrictModel):
+    """The application's `args:` block in config/serve.yaml, one field per section."""
+
+    ingress: IngressConfig = Field(default_factory=IngressConfig, description="HTTP/WebSocket front and session store.")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys and session tokens.")
+    face_gaze: FaceGazeConfig = Field(default_factory=FaceGazeConfig, description="The MediaPipe face stage.")
+    detector: DetectorConfig = Field(default_factory=DetectorConfig, description="The YOLO object detector.")
+    risk: RiskConfig = Field(default_factory=RiskConfig, description="The risk engine.")
+
+
+def resolve_environment(cfg: AppConfig, environ: Mapping[str, str] | None = None) -> AppConfig:
+    """The config with the `PROCTOR_*` environment applied: the one place that reads it.
+
+    `$PROCTOR_API_KEYS` adds keys, `$PROCTOR_TOKEN_SECRET` and `$PROCTOR_STORE_URL` override their
+    fields. Called where the service runs (the Ingress replica, `make run`), so on a cluster each
+    node's environment holds the secrets and they never travel in the app's arguments. Raises
+    ValueError naming the variable for a key that is too short or a URL that is not PostgreSQL."""
+    env = os.environ if environ is None else environ
+    keys = list(cfg.auth.api_keys) + [k.strip() for k in env.get(API_KEYS_ENV, "").split(",") if k.strip()]
+    short = [k for k in keys if len(k) < cfg.auth.min_key_length]
+    if short:
+        raise ValueError(f"{len(short)} API key(s) shorter than {cfg.auth.min_key_length} characters "
+                         f"(auth.api_keys, ${API_KEYS_ENV})")
+    store_url = env.get(STORE_URL_ENV, "").strip() or None
+    if store_url is not None and url_scheme(store_url) not in POSTGRES_SCHEMES:
+        raise ValueError(f"${STORE_URL_ENV} must be a postgresql:// URL")
+    auth = cfg.auth.model_copy(update={"api_keys": keys,
+                                       "token_secret": env.get(TOKEN_SECRET_ENV, "").strip() or cfg.auth.token_secret})
+    ingress = cfg.ingress.model_copy(update={"store_url": store_url or cfg.ingress.store_url})
+    return cfg.model_copy(update={"auth": auth, "ingress": ingress})
+
+
+# ---- reading config/serve.yaml ---------------------------------------------------------------
+def load_serve_config(path: Path = CONFIG_PATH) -> dict[str, Any]:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def _application(path: Path, app_name: str) -> dict[str, Any]:
+    for application in load_serve_config(path)["applications"]:
+        if application["name"] == app_name:
+            return application
+    raise KeyError(f"no application named {app_name!r} in {path}")
+
+
+def load_args(path: Path = CONFIG_PATH, app_name: str = "proctor") -> dict[str, Any]:
+    """The `args:` of one application in a Serve config file."""
+    return _application(path, app_name).get("args", {})
+
+
+def load_deployment_options(path: Path = CONFIG_PATH, app_name: str = "proctor") -> dict[str, dict[str, Any]]:
+    """The `deployments:` overrides of one application, keyed by deployment name."""
+    return {d["name"]: {k: v for k, v in d.items() if k != "name"}
+            for d in _application(path, app_name).get("deployments", [])}
