@@ -18,6 +18,8 @@ class ProctorMetrics:
                                         boundaries=LATENCY_BUCKETS_MS, tag_keys=("stage",))
         self._events = metrics.Counter("proctor_events_opened_total", description="Risk events opened, by type",
                                        tag_keys=("type",))
+        self._gate = metrics.Counter("proctor_detector_gate_total", description=(
+            "Detector gate decisions: reused (YOLO skipped) or why YOLO ran"), tag_keys=("decision",))
         self._open_sessions = metrics.Gauge("proctor_open_sessions", description="Open sessions (session store)")
 
     def frame(self, outcome: str) -> None:
@@ -31,6 +33,10 @@ class ProctorMetrics:
     def events_opened(self, kinds: Iterable[str]) -> None:
         for kind in kinds:
             self._events.inc(tags={"type": kind})
+
+    def detector_gate(self, decision: str) -> None:
+        """reused | off | cold | objects | stale | changed | faces | head_turned"""
+        self._gate.inc(tags={"decision": decision})
 
     def open_sessions(self, count: int) -> None:
         self._open_sessions.set(count)

@@ -200,6 +200,24 @@ class DetectorConfig(StrictModel):
         return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+class DetectorGateConfig(StrictModel):
+    """Change-gated detection (pipeline/gate.py): YOLO runs on a frame only when it can show something
+    new; otherwise the session's last detections are reused and the answer says so."""
+
+    enabled: bool = Field(True, description="false: YOLO runs on every frame.")
+    thumbnail_reduction: Literal[2, 4, 8] = Field(8, description=(
+        "The change test's grayscale thumbnail is decoded at 1/this of the frame (640x480 -> 80x60 at 8)."))
+    pixel_threshold: int = Field(25, ge=1, le=255, description=(
+        "A thumbnail pixel changed when it moved by more than this many grey levels (after removing the "
+        "mean, so exposure drift is not change)."))
+    changed_fraction: float = Field(0.02, ge=0, le=1, description=(
+        "YOLO runs when more than this share of the thumbnail changed against the last frame YOLO saw."))
+    max_detection_age_s: float = Field(3.0, gt=0, le=3.0, description=(
+        "YOLO runs when the session's last detection is older than this, whatever the picture."))
+    head_yaw_deg: float = Field(20.0, ge=0, description="YOLO runs when |head yaw| is beyond this (looking aside).")
+    head_pitch_deg: float = Field(20.0, ge=0, description="YOLO runs when |head pitch| is beyond this (looking down).")
+
+
 # ---- risk ------------------------------------------------------------------------------------
 class GazeConfig(StrictModel):
     """Where the eyes point, from the iris position inside each eye (image coordinates)."""
@@ -300,6 +318,8 @@ class AppConfig(StrictModel):
     auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys and session tokens.")
     face_gaze: FaceGazeConfig = Field(default_factory=FaceGazeConfig, description="The MediaPipe face stage.")
     detector: DetectorConfig = Field(default_factory=DetectorConfig, description="The YOLO object detector.")
+    detector_gate: DetectorGateConfig = Field(default_factory=DetectorGateConfig, description=(
+        "When the ingress runs YOLO on a frame (change-gated detection)."))
     risk: RiskConfig = Field(default_factory=RiskConfig, description="The risk engine.")
 
 

@@ -132,6 +132,10 @@ class AnalyzeFrameResponse(BaseModel):
     faces: int = Field(description="faces the detector found (see frame_quality before reading 0 as absence)")
     presence: Literal["present", "absent", "unknown"] = Field(description="unknown when the frame cannot be judged")
     objects: list[DetectedObject]
+    objects_reused: bool = Field(description=(
+        "true: YOLO did not run on this frame (nothing new in the picture): `objects` are the session's last "
+        "detections (detector_gate in config/serve.yaml)"))
+    objects_age_s: float = Field(description="seconds since `objects` were detected (0 when YOLO ran on this frame)")
     events: list[EventOut] = Field(description="events open after this frame")
     events_opened: list[str] = Field(description="types opened by this frame")
     events_closed: list[str] = Field(description="types closed by this frame")

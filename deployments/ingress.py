@@ -16,6 +16,7 @@ from auth.limits import FrameRateLimiter
 from auth.tokens import AccessPolicy, new_secret
 from observability import ProctorMetrics
 from pipeline.frame import FramePipeline
+from pipeline.gate import DetectorGate
 from pipeline.models import ModelStages
 from sessions.directory import SessionDirectory
 from sessions.reaper import SessionReaper
@@ -45,9 +46,11 @@ class Ingress:
         limiter = FrameRateLimiter(cfg.ingress.max_fps_per_session, cfg.ingress.fps_burst)
         directory = SessionDirectory(cfg.risk, store.target, cfg.ingress.session_actor_num_cpus,
                                      cfg.ingress.session_call_timeout_s)
-        sessions = SessionService(store, directory, limiter, metrics, cfg.ingress.max_open_sessions)
+        gate = DetectorGate(cfg.detector_gate, max_sessions=2 * cfg.ingress.max_open_sessions)
+        sessions = SessionService(store, directory, (limiter, gate), metrics, cfg.ingress.max_open_sessions)
         frames = FramePipeline(cfg.ingress, access, sessions,
-                               ModelStages(face_gaze, object_detector, cfg.ingress.model_timeout_s), limiter, metrics)
+                               ModelStages(face_gaze, object_detector, cfg.ingress.model_timeout_s), limiter, gate,
+                               metrics)
         self.services = Services(config=cfg, access=access, sessions=sessions, frames=frames, store=store)
         await sessions.refresh_open_count()
         self._reaper = asyncio.get_running_loop().create_task(SessionReaper(sessions, store, cfg.ingress).run())

@@ -1,7 +1,9 @@
 """One frame through the service, the same for `POST /analyze-frame` and the WebSocket stream:
 
     admission: credentials -> session open -> rate limit -> in-flight cap -> size and pixel checks
-    -> models (FaceGaze and ObjectDetector, concurrently)
+    -> models (FaceGaze, and ObjectDetector when the detector gate says the frame can show
+       something new: concurrently when it knows before the face stage, after it on a face cue;
+       otherwise the session's last detections are reused, `pipeline.gate`)
     -> session update (the session's RiskSession actor scores it and stores it)
     -> response (`pipeline.response.frame_response`)
 
@@ -13,13 +15,14 @@ counter for the replica's frames in the models).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from api.schemas import AnalyzeFrameResponse, StageLatency
 from auth.limits import FrameRateLimiter
 from auth.tokens import AccessPolicy
 from errors import RateLimited, Saturated
 from observability import ProctorMetrics
+from pipeline.gate import DetectorGate
 from pipeline.models import ModelStages
 from pipeline.response import frame_response
 from sessions.service import SessionService
@@ -39,12 +42,13 @@ class FrameInput:
 
 class FramePipeline:
     def __init__(self, cfg: IngressConfig, access: AccessPolicy, sessions: SessionService, models: ModelStages,
-                 limiter: FrameRateLimiter, metrics: ProctorMetrics):
+                 limiter: FrameRateLimiter, gate: DetectorGate, metrics: ProctorMetrics):
         self.cfg = cfg
         self.access = access
         self.sessions = sessions
         self.models = models
         self.limiter = limiter
+        self.gate = gate
         self.metrics = metrics
         self.inflight = 0  # frames of this replica in the models now
 
@@ -73,7 +77,7 @@ class FramePipeline:
 
         self.inflight += 1
         try:
-            face, detections = await self.models.run(image)
+            face, detections, objects_age = await self._models(frame.session_id, image)
         except Saturated:
             self.metrics.frame("saturated")
             raise
@@ -82,6 +86,7 @@ class FramePipeline:
         models_done = time.perf_counter()
 
         update = await self.sessions.observe(frame.session_id, image, face, detections, frame.timestamp, frame.arrival)
+        self.gate.scored(frame.session_id, face, update)
         done = time.perf_counter()
         latency = StageLatency(
             validate=round((validated - frame.started) * 1000, 2),
@@ -95,4 +100,23 @@ class FramePipeline:
                            else "ok" if update.usable else "unusable")
         self.metrics.stages(latency.model_dump(by_alias=True))
         self.metrics.events_opened(update.opened)
-        return frame_response(frame.session_id, face, detections, update, latency)
+        return frame_response(frame.session_id, face, detections, update, latency, objects_age)
+
+    async def _models(self, session_id: str, image: bytes):
+        """(face, detections, age of the detections in s: None when YOLO ran on this frame)."""
+        decision = self.gate.before_models(session_id, image)
+        if decision.run:
+            face, detections = await self.models.run(image)
+            reason = decision.reason
+        else:
+            deadline = self.models.deadline()
+            face = await self.models.face(image, deadline)
+            reason = self.gate.after_face(session_id, face)
+            if reason is None:
+                self.metrics.detector_gate("reused")
+                detections, age = self.gate.reused(session_id)
+                return face, replace(detections, latency_ms=0.0, batch_size=0), round(age, 3)
+            detections = await self.models.detect(image, deadline)
+        self.gate.detected(session_id, decision.thumbnail, detections)
+        self.metrics.detector_gate(reason)
+        return face, detections, None

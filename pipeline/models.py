@@ -21,21 +21,34 @@ from errors import ModelTimeout, Saturated
 logger = logging.getLogger("ray.serve")
 
 
+def _accepted(answer):
+    if isinstance(answer, FrameRejected):
+        raise answer.error()
+    return answer
+
+
 class ModelStages:
     def __init__(self, face_gaze: DeploymentHandle, object_detector: DeploymentHandle, timeout_s: float):
         self.face_gaze = face_gaze
         self.object_detector = object_detector
         self.timeout_s = timeout_s
 
+    def deadline(self) -> float:
+        return time.monotonic() + self.timeout_s
+
     async def run(self, image_bytes: bytes) -> tuple[FaceResult, Detections]:
-        deadline = time.monotonic() + self.timeout_s
+        """Both stages at once."""
+        deadline = self.deadline()
         face, detections = await asyncio.gather(
             self._call("face_gaze", self.face_gaze.analyze, image_bytes, deadline),
             self._call("object_detector", self.object_detector.detect, image_bytes, deadline))
-        for answer in (face, detections):
-            if isinstance(answer, FrameRejected):
-                raise answer.error()
-        return face, detections
+        return _accepted(face), _accepted(detections)
+
+    async def face(self, image_bytes: bytes, deadline: float) -> FaceResult:
+        return _accepted(await self._call("face_gaze", self.face_gaze.analyze, image_bytes, deadline))
+
+    async def detect(self, image_bytes: bytes, deadline: float) -> Detections:
+        return _accepted(await self._call("object_detector", self.object_detector.detect, image_bytes, deadline))
 
     async def _call(self, stage: str, method, image_bytes: bytes, deadline: float):
         for attempt in (1, 2):

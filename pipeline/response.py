@@ -9,7 +9,8 @@ from contracts import Detections, FaceResult, RiskUpdate
 
 
 def frame_response(session_id: str, face: FaceResult, detections: Detections, update: RiskUpdate,
-                   latency: StageLatency) -> AnalyzeFrameResponse:
+                   latency: StageLatency, objects_age_s: float | None = None) -> AnalyzeFrameResponse:
+    """`objects_age_s`: None when YOLO ran on this frame, else the age of the reused detections."""
     usable = update.usable
     quality = face.quality
     return AnalyzeFrameResponse(
@@ -21,6 +22,8 @@ def frame_response(session_id: str, face: FaceResult, detections: Detections, up
         faces=face.faces,
         presence=("present" if face.faces else "absent") if usable else "unknown",
         objects=[DetectedObject(**d.to_dict()) for d in detections.objects],
+        objects_reused=objects_age_s is not None,
+        objects_age_s=objects_age_s or 0.0,
         events=[EventOut(**e) for e in update.open_events],
         events_opened=list(update.opened),
         events_closed=list(update.closed),

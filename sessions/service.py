@@ -2,7 +2,7 @@
 
 `/start-session`, `/end-session`, `DELETE /sessions/{id}`, the frame pipeline (HTTP and WebSocket)
 and the reaper all come here, so a session ends the same way whoever ends it: the same claim, the
-same actor call and retries, the same log line and metrics, its rate-limit bucket forgotten.
+same actor call and retries, the same log line and metrics, its rate-limit bucket and detector-gate view forgotten.
 
 Who decides whether a session is open: the store's status (`sessions.status`), changed only by the
 store's conditional updates. The directory's handle cache is an optimisation of that answer, and
@@ -17,9 +17,8 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, Sequence
 
-from auth.limits import FrameRateLimiter
 from contracts import Detections, FaceResult, RiskUpdate
 from errors import SessionClosed, SessionNotFound, TooManySessions
 from observability import ProctorMetrics
@@ -30,6 +29,12 @@ from store.base import SessionStoreBase
 logger = logging.getLogger("ray.serve")
 
 
+class PerSessionCache(Protocol):
+    """Replica memory keyed by session (the rate limiter's buckets, the detector gate's views)."""
+
+    def forget(self, session_id: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class StartedSession:
     session_id: str
@@ -38,11 +43,11 @@ class StartedSession:
 
 
 class SessionService:
-    def __init__(self, store: SessionStoreBase, directory: SessionDirectory, limiter: FrameRateLimiter,
+    def __init__(self, store: SessionStoreBase, directory: SessionDirectory, caches: Sequence[PerSessionCache],
                  metrics: ProctorMetrics, max_open_sessions: int):
         self.store = store
         self.directory = directory
-        self.limiter = limiter
+        self.caches = caches  # forgotten when a session ends or is deleted
         self.metrics = metrics
         self.max_open_sessions = max_open_sessions
 
@@ -110,7 +115,7 @@ class SessionService:
             await asyncio.to_thread(self.store.transition, session_id, SessionStatus.ENDING, SessionStatus.OPEN, now)
             raise
         await self.directory.remove(session_id)  # the summary is in the store; the actor's work is done
-        self.limiter.forget(session_id)
+        self._forget(session_id)
         await self.refresh_open_count()
         logger.info("session %s %s: %s", session_id, status.value, summary["verdict"])
         return summary
@@ -120,9 +125,13 @@ class SessionService:
         await self.record(session_id)
         await self.directory.remove(session_id)
         await asyncio.to_thread(self.store.delete, session_id)
-        self.limiter.forget(session_id)
+        self._forget(session_id)
         await self.refresh_open_count()
         logger.info("session %s deleted %s", session_id, reason)
+
+    def _forget(self, session_id: str) -> None:
+        for cache in self.caches:
+            cache.forget(session_id)
 
     async def refresh_open_count(self) -> None:
         self.metrics.open_sessions(await asyncio.to_thread(self.store.open_session_count))

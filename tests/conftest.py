@@ -223,6 +223,9 @@ def fake_app(ray_cluster):
 
     args = _app_args(ray_cluster["tmp"], "fake-sessions.sqlite3")
     args["ingress"]["idle_timeout_s"] = IDLE_TIMEOUT_S
+    # The fakes answer from a frame's script, not its pixels: a scripted phone may sit on unchanged
+    # pixels, which the detector gate would rightly skip. The gate is tested on real frames.
+    args["detector_gate"]["enabled"] = False
     deploy(args, fake=True)
     url = ray_cluster["root"] + FAKE_PREFIX
     if not wait_healthy(url, timeout=60):

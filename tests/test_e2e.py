@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 
 import httpx
@@ -143,10 +144,19 @@ def clip_frames_b64(name: str, fps_out: float):
         yield index / FPS, base64.b64encode(jpeg).decode()
 
 
+def paced(frames):
+    """The (capture time, frame) pairs in real time, as a webcam delivers them (frames answered
+    faster than they are captured would otherwise meet the per-session rate limit)."""
+    started = time.monotonic()
+    for capture_time, frame in frames:
+        time.sleep(max(0.0, started + capture_time - time.monotonic()))
+        yield capture_time, frame
+
+
 def test_stream_of_gaze_clip_opens_exactly_one_looking_away(client):
     session_id = start(client)
     first_time = None
-    for capture_time, frame in clip_frames_b64("webcam_gaze_center_left_center.mp4", fps_out=5):
+    for capture_time, frame in paced(clip_frames_b64("webcam_gaze_center_left_center.mp4", fps_out=5)):
         body = send_frame(client, session_id, frame, timestamp=capture_time)
         first_time = body["frame_time"] - capture_time if first_time is None else first_time
     summary = client.post("/end-session", json={"session_id": session_id}).json()
@@ -160,10 +170,36 @@ def test_stream_of_gaze_clip_opens_exactly_one_looking_away(client):
 
 def test_stream_of_centred_clip_opens_no_looking_away(client):
     session_id = start(client)
-    for capture_time, frame in clip_frames_b64("webcam_gaze_center.mp4", fps_out=5):
+    for capture_time, frame in paced(clip_frames_b64("webcam_gaze_center.mp4", fps_out=5)):
         send_frame(client, session_id, frame, timestamp=capture_time)
     summary = client.post("/end-session", json={"session_id": session_id}).json()
     assert [e for e in summary["events"] if e["type"] in ("LOOKING_AWAY", "HEAD_TURNED")] == []
     assert summary["verdict"] == "CLEAN"
 
 
+
+
+def test_a_phone_composited_into_the_webcam_opens_phone_detected_with_gating_on(client, serve_app):
+    """config/serve.yaml's detector gate is on: the still frames reuse detections (and say so), the
+    real phone moved into the real webcam frames at 3 s still opens PHONE_DETECTED."""
+    import cv2
+
+    from vision.evaluation import composite_phone_clip, read_video
+
+    assert serve_app["args"]["detector_gate"]["enabled"] is True
+    fps = 4.0
+    frames = [f for _, f in read_video(FIXTURES / "videos" / "webcam_gaze_center.mp4", round(FPS / fps))]
+    session_id = start(client)
+    composited = composite_phone_clip(frames, FIXTURES, fps, enters_s=3.0, leaves_s=7.0)
+    jpegs = [(i / fps, base64.b64encode(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()).decode())
+             for i, f in enumerate(composited)]
+    bodies = [send_frame(client, session_id, jpeg, timestamp=t) for t, jpeg in paced(jpegs)]
+    summary = client.post("/end-session", json={"session_id": session_id}).json()
+    phone = [e for e in summary["events"] if e["type"] == "PHONE_DETECTED"]
+    assert len(phone) == 1, summary["events"]
+    first_time = bodies[0]["frame_time"]
+    assert 3.0 <= phone[0]["start"] - first_time <= 4.5, phone
+    reused = [b for b in bodies if b["objects_reused"]]
+    assert reused, "no frame reused its detections: the gate never skipped"
+    assert all(b["latency_ms"]["object_detector"] == 0 and b["objects_age_s"] > 0 for b in reused)
+    assert all(not b["objects_reused"] for b in bodies[15:28]), "YOLO runs on every frame while the phone is there"

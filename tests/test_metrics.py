@@ -10,7 +10,8 @@ from tests.conftest import AUTH, jittered_frame_b64, needs_fixtures, needs_model
 pytestmark = [needs_fixtures, needs_models]
 
 EXPECTED = ("proctor_frames_total", "proctor_stage_latency_ms_bucket", "proctor_events_opened_total",
-            "proctor_open_sessions", "proctor_detector_batch_size_bucket", "proctor_detector_batch_ms_bucket")
+            "proctor_open_sessions", "proctor_detector_batch_size_bucket", "proctor_detector_batch_ms_bucket",
+            "proctor_detector_gate_total")
 
 
 def test_metrics_after_a_session(serve_app):
@@ -31,3 +32,5 @@ def test_metrics_after_a_session(serve_app):
     missing = [name for name in EXPECTED if name not in text]
     assert not missing, missing
     assert 'stage="total"' in text and 'outcome="ok"' in text and 'type="MULTIPLE_FACES"' in text
+    # the second photo is the first again (new sensor noise): the gate reuses its detections
+    assert 'decision="cold"' in text and 'decision="reused"' in text

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from contracts import FaceResult
 from risk.gaze import raw_gaze
 from settings import DetectorConfig, FaceGazeConfig, GazeConfig
@@ -147,3 +149,78 @@ def evaluate(fixtures: Path, detector_cfg: DetectorConfig, face_cfg: FaceGazeCon
                    "second_look_image_size": detector_cfg.second_look.image_size,
                    "video_stride": video_stride},
     }
+
+
+# A real phone (with the fingers holding it) cut from a development photo, in its pixels.
+PHONE_PHOTO, PHONE_BOX = "coco_phone_held_looking_down.jpg", (240, 100, 420, 330)
+
+
+def composite_phone_clip(frames: list[np.ndarray], fixtures: Path, fps: float, enters_s: float, leaves_s: float,
+                         width_frac: float = 0.3) -> list[np.ndarray]:
+    """The webcam frames with a real phone moved in from the right edge at `enters_s`, held still
+    beside the face, and taken out again from `leaves_s` (0.5 s each way): a test clip made at test
+    time from fixtures. Frames are copied; the originals are untouched."""
+    import cv2
+
+    photo = cv2.imread(str(fixtures / "images" / PHONE_PHOTO))
+    x0, y0, x1, y1 = PHONE_BOX
+    out = []
+    for i, frame in enumerate(frames):
+        frame = frame.copy()
+        h, w = frame.shape[:2]
+        pw = int(w * width_frac)
+        phone = cv2.resize(photo[y0:y1, x0:x1], (pw, int(pw * (y1 - y0) / (x1 - x0))), interpolation=cv2.INTER_AREA)
+        t = i / fps
+        rest_x, travel = int(w * 0.68), 0.5
+        if enters_s <= t < leaves_s + travel:
+            progress = min(1.0, (t - enters_s) / travel) if t < leaves_s else max(0.0, 1 - (t - leaves_s) / travel)
+            x = int(w - progress * (w - rest_x))
+            y = int(h * 0.45)
+            visible = frame[y:y + phone.shape[0], x:min(w, x + pw)]
+            visible[:] = phone[:visible.shape[0], :visible.shape[1]]
+        out.append(frame)
+    return out
+
+
+def replay_gated(frames: list[np.ndarray], fps: float, analyzer, detector: ObjectDetectorModel, app_cfg,
+                 gated: bool) -> dict[str, Any]:
+    """A clip through the frame path's decisions in one process: the face stage on every frame,
+    YOLO where the detector gate (pipeline/gate.py) asks for it (every frame when `gated` is
+    False), the risk engine on the result. Returns the events opened ({type, start}), the frames
+    YOLO ran on, and each frame's gate decision. Frame times are i / fps from 0."""
+    import cv2
+
+    from contracts import Detections
+    from pipeline.gate import DetectorGate
+    from risk.engine import RiskEngine
+    from risk.observation import Observation
+
+    gate = DetectorGate(app_cfg.detector_gate.model_copy(update={"enabled": gated}), max_sessions=1)
+    engine = RiskEngine(app_cfg.risk, 0.0)
+    sid, opened, decisions = "clip", [], []
+    for i, frame in enumerate(frames):
+        t = i / fps
+        jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)  # what the models decode
+        face = analyzer.analyze(image)
+        decision = gate.before_models(sid, jpeg, now=t)
+        reason = decision.reason if decision.run else gate.after_face(sid, face)
+        if reason is None:
+            detections, _ = gate.reused(sid, now=t)
+            decisions.append("reused")
+        else:
+            detections = Detections(objects=tuple(detector.detect_batch([image])[0]), batch_size=1, latency_ms=0.0)
+            gate.detected(sid, decision.thumbnail, detections, now=t)
+            decisions.append(reason)
+        outcome = engine.observe(Observation.from_results(t, face, detections.objects, app_cfg.risk.gaze),
+                                 face.quality.issues)
+        gate.scored(sid, face, outcome.update)
+        opened += [{"type": e.type, "start": e.start} for e in engine.events if e.id in outcome.opened_ids]
+    ran = sum(1 for d in decisions if d != "reused")
+    return {"events": opened, "frames": len(frames), "yolo_frames": ran, "decisions": decisions}
+
+
+def same_events(gated: list[dict], ungated: list[dict], tolerance_s: float = 1.0) -> bool:
+    """The same event types opened, in the same order, each starting within tolerance_s."""
+    return len(gated) == len(ungated) and all(
+        g["type"] == u["type"] and abs(g["start"] - u["start"]) <= tolerance_s for g, u in zip(gated, ungated))
