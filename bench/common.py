@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def clip_frames(limit: int = 240, clip: str = "webcam_gaze_center.mp4",
+CLIP_FPS = 24  # the fixtures' webcam clips
+
+
+def clip_frames(limit: int = 10_000, clip: str = "webcam_gaze_center.mp4",
                 size: tuple[int, int] | None = None) -> list[str]:
     """Consecutive frames of a fixtures clip as base64 JPEGs (distinct: none looks frozen). With
     `size`, each frame is centre-cropped to that aspect ratio and resized (e.g. 640x480 webcam)."""
@@ -40,6 +43,24 @@ def clip_frames(limit: int = 240, clip: str = "webcam_gaze_center.mp4",
             break
     if not frames:
         raise SystemExit(f"could not read {clip} from the fixtures")
+    return frames
+
+
+def distinct_photos() -> list[str]:
+    """Every development photo as a 640x480 JPEG (centre-cropped to 4:3): consecutive frames never
+    look alike, so the detector gate never skips (the worst case for it)."""
+    import cv2
+
+    fixtures = Path(os.environ.get("PROCTOR_TEST_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+    frames = []
+    for path in sorted((fixtures / "images").glob("*.jp*g")):
+        image = cv2.imread(str(path))
+        height, width = image.shape[:2]
+        crop_h = min(height, width * 3 // 4)
+        crop_w = min(width, crop_h * 4 // 3)
+        top, left = (height - crop_h) // 2, (width - crop_w) // 2
+        image = cv2.resize(image[top:top + crop_h, left:left + crop_w], (640, 480), interpolation=cv2.INTER_AREA)
+        frames.append(base64.b64encode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1]).decode())
     return frames
 
 
@@ -72,7 +93,11 @@ async def session_loop(client, frames, fps, duration, offset, records, skipped, 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     # Candidates' webcams are not in step: each session starts at its own point of the frame
     # interval (seeded, so both systems in a benchmark see the same phases).
-    await asyncio.sleep(random.Random(offset).uniform(0, 1 / fps))
+    phases = random.Random(offset)
+    await asyncio.sleep(phases.uniform(0, 1 / fps))
+    # Each session streams the clip in real time from its own random point, looping: frame i shows
+    # what the camera saw i / fps seconds later (a 1 frame/s stream skips 23 of the clip's 24).
+    first = phases.randrange(len(frames))
     started = time.monotonic()
     tick, in_flight = 0, None
 
@@ -90,7 +115,7 @@ async def session_loop(client, frames, fps, duration, offset, records, skipped, 
 
     while (now := time.monotonic() - started) < duration:
         if in_flight is None or in_flight.done():
-            in_flight = asyncio.create_task(send(offset * 7 + tick, now))
+            in_flight = asyncio.create_task(send(first + round(tick * CLIP_FPS / fps), now))
         else:
             skipped.append(1)
         tick += 1
@@ -172,9 +197,9 @@ def summarize(records, skipped, ends, memory_start, memory_end, params) -> dict:
     }
 
 
-def start_own_app(direct_ingress: bool | None = None):
+def start_own_app(direct_ingress: bool | None = None, gate: bool | None = None):
     """A Proctor of this process's own on a local Ray (config/serve.yaml; `direct_ingress` overrides
-    ingress.direct_ingress). Returns its URL and the temp dir to remove after."""
+    ingress.direct_ingress, `gate` detector_gate.enabled). Returns its URL and the temp dir to remove after."""
     from ray import serve
 
     from devtools.local_serve import free_port, start_local_serve
@@ -190,6 +215,8 @@ def start_own_app(direct_ingress: bool | None = None):
     port = free_port()
     if direct_ingress is not None:
         args["ingress"]["direct_ingress"] = direct_ingress
+    if gate is not None:
+        args["detector_gate"]["enabled"] = gate
     start_local_serve(port, args["ingress"].get("direct_ingress", False), num_cpus=2, include_dashboard=False,
                       _temp_dir=str(tmp / "ray"), namespace="serve", log_to_driver=False)
     serve.run(compose_app(args, deployment_options=load_deployment_options()), name="proctor", route_prefix="/")

@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cpu_per_frame.json")
     opts = parser.parse_args()
 
-    frames = common.clip_frames(120, "webcam_gaze_center_left_center.mp4", size=(640, 480))  # as bench/load.py sends
+    frames = common.clip_frames(clip="webcam_gaze_center_left_center.mp4", size=(640, 480))  # as bench/load.py sends
     # Measure a window in the steady state: after every session has started (starting an actor
     # costs about a second of CPU once) and before they end.
     window = (opts.warmup, opts.duration - 2.0)

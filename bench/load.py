@@ -1,8 +1,8 @@
 """`make bench`: Proctor (Ray Serve graph) against the one-process baseline, same frames, same load,
 same machine, interleaved: for each number of concurrent sessions K, the baseline runs, then Proctor.
 
-Each session sends real webcam frames (640x480 JPEGs cut from the fixtures' clip) at F frames/s,
-one in flight at a time, like a browser. Records p50/p95/p99 latency, achieved frames/s, errors,
+Each session streams a real webcam clip (640x480 JPEGs cut from the fixtures' clip) at F frames/s in
+real time from its own random point, looping, one frame in flight at a time, like a browser. Records p50/p95/p99 latency, achieved frames/s, errors,
 and CPU and memory of each system's serving processes. Writes JSON, a plot, and docs/PERFORMANCE.md.
 
     python bench/load.py                 # K = 1 2 4 6 8 10, 40 s each
@@ -32,8 +32,8 @@ from devtools.local_serve import free_port, wait_healthy  # noqa: E402
 BUDGET_MS = 150.0
 
 
-def webcam_frames(limit: int = 120) -> list[str]:
-    """640x480 JPEGs: the clip's 480x848 frames centre-cropped to 4:3 and resized."""
+def webcam_frames(limit: int = 10_000) -> list[str]:
+    """640x480 JPEGs: every frame of the clip (15 s), its 480x848 frames centre-cropped to 4:3 and resized."""
     return common.clip_frames(limit, "webcam_gaze_center_left_center.mp4", size=(640, 480))
 
 
@@ -162,10 +162,13 @@ def main() -> None:
                         help="the baseline's detector: ultralytics is the seed's YOLO.predict on torch")
     parser.add_argument("--direct-ingress", action="store_true",
                         help="serve Proctor with ingress.direct_ingress on (no Serve proxy hop)")
+    parser.add_argument("--no-gate", action="store_true", help="Proctor with detector_gate off (YOLO on every frame)")
+    parser.add_argument("--distinct-photos", action="store_true",
+                        help="every frame a different photo (the detector gate's worst case: it never skips)")
     opts = parser.parse_args()
     levels = opts.sessions or ([1, 4, 10] if opts.quick else [1, 2, 4, 6, 8, 10])
     duration = opts.duration or (15.0 if opts.quick else 40.0)
-    frames = webcam_frames()
+    frames = common.distinct_photos() if opts.distinct_photos else webcam_frames()
 
     shared = Path(os.environ.get("PROCTOR_TEST_MODELS", ROOT.parent / "shared" / "models")) / "yolov8n_coco_dequant.pt"
     weights = str(shared) if shared.exists() and not (ROOT / "models" / "yolov8n.pt").exists() else None
@@ -173,7 +176,8 @@ def main() -> None:
     baseline = subprocess.Popen([sys.executable, str(ROOT / "bench" / "baseline" / "app.py"), "--port", str(base_port),
                                  "--detector-backend", opts.baseline_backend]
                                 + (["--weights", weights] if weights else []))
-    proctor_url, tmp = common.start_own_app(direct_ingress=True if opts.direct_ingress else None)
+    proctor_url, tmp = common.start_own_app(direct_ingress=True if opts.direct_ingress else None,
+                                            gate=False if opts.no_gate else None)
     try:
         base_url = f"http://127.0.0.1:{base_port}"
         require_healthy(base_url)
@@ -194,8 +198,10 @@ def main() -> None:
     results["command"] = command
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    if opts.direct_ingress:  # side measurements: their own files, the docs untouched
-        (out / "load_direct_ingress.json").write_text(json.dumps(results, indent=2))
+    side = [name for name, on in (("direct_ingress", opts.direct_ingress), ("no_gate", opts.no_gate),
+                                  ("distinct_photos", opts.distinct_photos)) if on]
+    if side:  # side measurements: their own files, the docs untouched
+        (out / f"load_{'_'.join(side)}.json").write_text(json.dumps(results, indent=2))
     elif opts.baseline_backend != "ultralytics":
         (out / f"load_baseline_{opts.baseline_backend}.json").write_text(json.dumps(results, indent=2))
     else:
