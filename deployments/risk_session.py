@@ -131,6 +131,9 @@ def session_actor(session_id: str, risk_config: RiskConfig, store_location: str,
         lifetime="detached",  # outlives the ingress replica that made it
         get_if_exists=True,  # several ingress replicas may race to (re)create it
         num_cpus=num_cpus,
+        # No per-call task events to the GCS (Serve turns them off for its own actors, ray#42076):
+        # a frame is one call here, so they cost GCS and actor CPU on every frame.
+        enable_task_events=False,
     ).remote(session_id, risk_config, store_location)
 
 
