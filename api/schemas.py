@@ -173,8 +173,8 @@ class EndSessionResponse(BaseModel):
     report_url: str
 
 
-class SessionState(BaseModel):
-    """An open session's live state (from its actor), or an ended one's summary."""
+class SessionHeader(BaseModel):
+    """What every view of a session starts with."""
 
     session_id: UUID
     candidate_id: str
@@ -182,6 +182,11 @@ class SessionState(BaseModel):
     started_at: float
     ended_at: float | None
     verdict: Verdict | None
+
+
+class SessionState(SessionHeader):
+    """An open session's live state (from its actor), or an ended one's summary."""
+
     risk_score: int | None = Field(None, description="open sessions")
     peak_score: int | None = Field(None, description="open sessions")
     attention: int | None = Field(None, description="open sessions")
@@ -217,15 +222,9 @@ class TimelinePoint(BaseModel):
     usable: bool
 
 
-class Report(BaseModel):
+class Report(SessionHeader):
     """The reviewer's report: verdict and reasons, the score and attention per frame, events with evidence."""
 
-    session_id: UUID
-    candidate_id: str
-    status: Literal["open", "ending", "ended", "abandoned"]
-    started_at: float
-    ended_at: float | None
-    verdict: Verdict | None
     verdict_reasons: list[str]
     final_risk_score: float
     peak_risk_score: float

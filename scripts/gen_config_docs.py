@@ -7,7 +7,6 @@ fails when the file is out of date.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.generated import write_or_check  # noqa: E402
 from settings import (API_KEYS_ENV, AppConfig, EventRule, STORE_URL_ENV, TOKEN_SECRET_ENV,  # noqa: E402
                       default_rules)
 
@@ -100,18 +100,7 @@ def render() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true")
-    opts = parser.parse_args()
-    text = render()
-    if opts.check:
-        if not OUT.is_file() or OUT.read_text() != text:
-            print(f"{OUT.relative_to(ROOT)} is stale: run python scripts/gen_config_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT.relative_to(ROOT)}")
-    return 0
+    return write_or_check(OUT, render, ROOT, __doc__, "scripts/gen_config_docs.py")
 
 
 if __name__ == "__main__":

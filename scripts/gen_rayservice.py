@@ -11,7 +11,6 @@ merge by `name`, and a deployment the overlay gives an `autoscaling_config` lose
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 from pathlib import Path
@@ -20,6 +19,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devtools.generated import write_or_check  # noqa: E402
 SERVE_YAML = ROOT / "config" / "serve.yaml"
 KUBERAY = ROOT / "deploy" / "kuberay"
 TEMPLATE = KUBERAY / "rayservice.template.yaml"
@@ -65,17 +67,7 @@ def render() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the manifest is stale")
-    text = render()
-    if parser.parse_args().check:
-        if OUT.read_text() != text:
-            print(f"{OUT.relative_to(ROOT)} is stale: run python scripts/gen_rayservice.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT.relative_to(ROOT)}")
-    return 0
+    return write_or_check(OUT, render, ROOT, __doc__, "scripts/gen_rayservice.py")
 
 
 if __name__ == "__main__":
