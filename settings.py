@@ -72,6 +72,13 @@ class IngressConfig(StrictModel):
         "after 4 tries it is 503."))
     session_actor_num_cpus: float = Field(0.0, ge=0, description=(
         "Logical CPUs reserved per RiskSession actor; 0 lets any number of sessions share a node."))
+    warm_session_actors: int = Field(2, ge=0, description=(
+        "RiskSession actors each ingress replica keeps started ahead of /start-session, under session ids made in "
+        "advance: a start takes one (tens of ms) instead of starting a process (0.5-1.5 s). Each costs one idle "
+        "actor's memory (bench/session_cost.py); 0: every start makes its actor."))
+    warm_actor_ttl_s: float = Field(600.0, gt=0, description=(
+        "A warm actor nobody claimed within this long stops itself (its replica died or was replaced); a replica "
+        "hands out only warm actors younger than half of it, and replaces older ones."))
     idle_timeout_s: float = Field(300.0, gt=0, description=(
         "A session with no frame for this long is ended by the reaper, verdict kept, status abandoned."))
     reaper_interval_s: float = Field(10.0, gt=0, description=(

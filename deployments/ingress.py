@@ -45,7 +45,8 @@ class Ingress:
         metrics = ProctorMetrics()
         limiter = FrameRateLimiter(cfg.ingress.max_fps_per_session, cfg.ingress.fps_burst)
         directory = SessionDirectory(cfg.risk, store.target, cfg.ingress.session_actor_num_cpus,
-                                     cfg.ingress.session_call_timeout_s)
+                                     cfg.ingress.session_call_timeout_s, warm=cfg.ingress.warm_session_actors,
+                                     warm_ttl_s=cfg.ingress.warm_actor_ttl_s)
         gate = DetectorGate(cfg.detector_gate, max_sessions=2 * cfg.ingress.max_open_sessions)
         sessions = SessionService(store, directory, (limiter, gate), metrics, cfg.ingress.max_open_sessions)
         frames = FramePipeline(cfg.ingress, access, sessions,
@@ -53,6 +54,8 @@ class Ingress:
                                metrics)
         self.services = Services(config=cfg, access=access, sessions=sessions, frames=frames, store=store)
         await sessions.refresh_open_count()
+        directory.top_up()
+        self._directory = directory
         self._reaper = asyncio.get_running_loop().create_task(SessionReaper(sessions, store, cfg.ingress).run())
 
     def __serve_build_asgi_app__(self):
@@ -62,3 +65,6 @@ class Ingress:
         reaper = getattr(self, "_reaper", None)
         if reaper is not None:
             reaper.cancel()
+        directory = getattr(self, "_directory", None)
+        if directory is not None:
+            directory.close()

@@ -5,9 +5,14 @@ change and each event's evidence snapshot is written to the session store, in on
 before `observe` returns. When the actor crashes, Ray restarts it (`max_restarts`) and the
 constructor replays the stored observations through a fresh engine: the same score, the same
 events, the same event ids. `sessions.directory` is its only caller.
+
+A warm actor is started before its session exists (`warm_ttl_s` set), under the session id the
+session will get: it loads the session on its first call. It imports no numpy, OpenCV or model
+code (evidence is drawn when served), so it costs little more than an empty Ray worker.
 """
 from __future__ import annotations
 
+import threading
 import time
 
 import ray
@@ -20,7 +25,7 @@ from risk.observation import Observation
 from sessions.status import SessionStatus
 from settings import RiskConfig
 from store import open_store
-from vision.evidence import render_evidence
+from vision.evidence import evidence_overlay
 
 NAMESPACE = "proctor"
 
@@ -34,11 +39,32 @@ def actor_name(session_id: str) -> str:
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
 class RiskSession:
-    def __init__(self, session_id: str, risk_config: RiskConfig, store_location: str):
+    def __init__(self, session_id: str, risk_config: RiskConfig, store_location: str,
+                 warm_ttl_s: float | None = None):
         self.session_id = session_id
         self.cfg = risk_config
         self.store = open_store(store_location)  # an SQLite path or a postgresql:// URL
-        self._rebuild()
+        self.engine: RiskEngine | None = None
+        if warm_ttl_s is None or self.store.get(session_id) is not None:
+            self._rebuild()
+        else:
+            # Unclaimed after warm_ttl_s: the replica that made it is gone, or replaced it. Leave.
+            timer = threading.Timer(warm_ttl_s, self._leave_if_unclaimed)
+            timer.daemon = True
+            timer.start()
+
+    def warm(self) -> bool:
+        """Started (the caller waits on this before handing the actor out)."""
+        return True
+
+    def _leave_if_unclaimed(self) -> None:
+        if self.engine is None and self.store.get(self.session_id) is None:
+            ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+
+    def _loaded(self) -> RiskEngine:
+        if self.engine is None:
+            self._rebuild()  # a warm actor's first call: its session has been created since
+        return self.engine
 
     def _rebuild(self) -> None:
         """The session's state from the store: after a crash, an app restart, or a released end."""
@@ -59,6 +85,7 @@ class RiskSession:
                 client_timestamp: float | None, arrival: float) -> RiskUpdate:
         # A frame still in the models when end-session ran arrives after the verdict: refused, so
         # the report never holds a frame the verdict did not see. Calls run one at a time here.
+        self._loaded()
         if self.finished:
             raise SessionClosed(f"session {self.session_id} has ended")
         had_offset = self.clock.offset is not None
@@ -80,9 +107,10 @@ class RiskSession:
                                 list(changed.values()), evidence, seen_at=time.time(), clock_offset=new_offset)
         return outcome.update
 
-    def _evidence(self, frame: Candidate, outcome: FrameOutcome) -> list[tuple[str, float, float, bytes]]:
-        """The frame with each event's strongest signal, boxes drawn. Frames before an event opened
-        are kept in memory (one per type) until it opens or the condition clears."""
+    def _evidence(self, frame: Candidate, outcome: FrameOutcome) -> list[tuple[str, float, float, bytes, dict]]:
+        """The frame with each event's strongest signal and the boxes to draw on it (drawn when
+        served: no pixels here). Frames before an event opened are kept in memory (one per type)
+        until it opens or the condition clears."""
         t = frame[0]
         out = []
         open_by_type = {e.type: e for e in self.engine.open_events()}
@@ -98,19 +126,20 @@ class RiskSession:
             else:
                 continue
             caption = f"{kind} {event.peak_confidence:.2f} at {time.strftime('%H:%M:%S', time.gmtime(best[0]))} UTC"
-            jpeg = render_evidence(best[1], best[2].face_boxes, best[3], caption)
-            out.append((event.id, best[0], event.peak_confidence, jpeg))
+            out.append((event.id, best[0], event.peak_confidence, best[1],
+                        evidence_overlay(best[2].face_boxes, best[3], caption)))
         for kind in list(self.pending_best):
             if kind in open_by_type or self.engine.pending_since(kind) is None:
                 del self.pending_best[kind]  # opened (evidence saved) or the condition cleared
         return out
 
     def state(self) -> dict:
-        return {**self.engine.state(), "rebuilt_frames": self.rebuilt_frames}
+        return {**self._loaded().state(), "rebuilt_frames": self.rebuilt_frames}
 
     def finish(self, now: float, status: SessionStatus) -> dict:
         """The verdict and summary, stored with the session's end in one transaction. Called only
         by the session service, after it claimed the end (status ENDING)."""
+        self._loaded()
         if self.finished:
             raise SessionClosed(f"session {self.session_id} has ended")
         summary = self.engine.finish(now)
@@ -122,9 +151,11 @@ class RiskSession:
         return summary
 
 
-def session_actor(session_id: str, risk_config: RiskConfig, store_location: str, num_cpus: float):
-    """The session's actor: the running one, or a new one rebuilt from the store. Blocking (a GCS
-    lookup, maybe a creation): call it off the event loop."""
+def session_actor(session_id: str, risk_config: RiskConfig, store_location: str, num_cpus: float,
+                  warm_ttl_s: float | None = None):
+    """The session's actor: the running one, or a new one rebuilt from the store (with `warm_ttl_s`:
+    a warm one, for a session not created yet). Blocking (a GCS lookup, maybe a creation): call it
+    off the event loop."""
     return RiskSession.options(
         name=actor_name(session_id),
         namespace=NAMESPACE,
@@ -134,7 +165,7 @@ def session_actor(session_id: str, risk_config: RiskConfig, store_location: str,
         # No per-call task events to the GCS (Serve turns them off for its own actors, ray#42076):
         # a frame is one call here, so they cost GCS and actor CPU on every frame.
         enable_task_events=False,
-    ).remote(session_id, risk_config, store_location)
+    ).remote(session_id, risk_config, store_location, warm_ttl_s)
 
 
 def find_session_actor(session_id: str):

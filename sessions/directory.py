@@ -5,11 +5,17 @@ any ingress replica and rebuilt from the store when it is not running. Handles a
 ingress replica (a cache: a miss looks the actor up again). A call that meets a crashed or
 restarting actor waits and retries on a fresh handle; a domain error the actor raises (the session
 has ended) comes back as itself, not wrapped in Ray's error.
+
+Starting an actor is starting a process (0.5-1.5 s), so each replica keeps `warm` actors started
+ahead, each under a session id made in advance (its actor's name): `reserve` hands one out.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
+from collections import deque
 from typing import Any, Awaitable, Callable
 
 import ray
@@ -26,13 +32,58 @@ logger = logging.getLogger("ray.serve")
 
 class SessionDirectory:
     def __init__(self, risk_config: RiskConfig, store_location: str, num_cpus: float, call_timeout_s: float,
-                 attempts: int = 4):
+                 attempts: int = 4, warm: int = 0, warm_ttl_s: float = 600.0):
         self.risk_config = risk_config
         self.store_location = store_location
         self.num_cpus = num_cpus
         self.call_timeout_s = call_timeout_s
         self.attempts = attempts
         self._handles: dict[str, Any] = {}
+        self.warm = warm
+        self.warm_ttl_s = warm_ttl_s
+        self._warm: deque[tuple[str, Any, float]] = deque()  # (session id, handle, started), oldest first
+        self._warming = 0
+        self._refill: asyncio.Task | None = None
+
+    async def reserve(self) -> str:
+        """A new session's id; its actor is running already when a warm one was left. The caller
+        creates the session in the store before any call to it."""
+        session_id = None
+        while self._warm and session_id is None:
+            candidate, handle, started = self._warm.popleft()
+            if time.monotonic() - started < self.warm_ttl_s / 2:
+                session_id, self._handles[candidate] = candidate, handle
+            else:
+                ray.kill(handle, no_restart=True)  # too near its own exit to hand out
+        self.top_up()
+        return session_id or str(uuid.uuid4())
+
+    def top_up(self) -> None:
+        """Start warm actors in the background until `warm` are ready or starting."""
+        if self.warm and (self._refill is None or self._refill.done()):
+            self._refill = asyncio.get_running_loop().create_task(self._fill())
+
+    async def _fill(self) -> None:
+        while len(self._warm) + self._warming < self.warm:
+            self._warming += 1
+            session_id = str(uuid.uuid4())
+            try:
+                handle = await asyncio.to_thread(session_actor, session_id, self.risk_config, self.store_location,
+                                                 self.num_cpus, self.warm_ttl_s)
+                await asyncio.wait_for(handle.warm.remote(), timeout=self.call_timeout_s)
+                self._warm.append((session_id, handle, time.monotonic()))
+            except Exception as exc:  # noqa: BLE001 - a failed warm-up only means a cold start later
+                logger.warning("warm session actor did not start (%s): starts make their own", exc)
+                return
+            finally:
+                self._warming -= 1
+
+    def close(self) -> None:
+        """Stop the warm actors (the replica is going away; unclaimed ones would leave on their own)."""
+        if self._refill is not None:
+            self._refill.cancel()
+        while self._warm:
+            ray.kill(self._warm.popleft()[1], no_restart=True)
 
     def knows(self, session_id: str) -> bool:
         """This replica holds a handle: the session was open when it last looked."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
@@ -56,7 +55,7 @@ class SessionService:
         if await asyncio.to_thread(self.store.open_session_count) >= self.max_open_sessions:
             raise TooManySessions(f"too many open sessions (limit {self.max_open_sessions}): "
                                   "end finished sessions or try again later")
-        session = StartedSession(str(uuid.uuid4()), candidate_id, time.time())
+        session = StartedSession(await self.directory.reserve(), candidate_id, time.time())
         await asyncio.to_thread(self.store.create, session.session_id, candidate_id, session.started_at)
         await self.directory.state(session.session_id)  # the actor is up before the client sends frames
         await self.refresh_open_count()

@@ -4,8 +4,8 @@ Every session, every frame's observation summary, every event and its evidence. 
 once, in the dialect both speak (`?` placeholders, which the PostgreSQL backend turns into `%s`, and
 `ON CONFLICT` upserts); a backend only runs it. Status changes are conditional UPDATEs that follow
 `sessions.status.TRANSITIONS`: a change from the wrong status touches nothing and returns False, so
-two replicas racing to end a session cannot both win. Raw frames are never stored: only each
-event's one evidence JPEG. Pure code (no Ray).
+two replicas racing to end a session cannot both win. Frames are not stored, except each event's
+one evidence frame (with its boxes, drawn when it is served). Pure code (no Ray).
 """
 from __future__ import annotations
 
@@ -55,7 +55,9 @@ CREATE TABLE IF NOT EXISTS evidence (
     event_id   TEXT NOT NULL,
     t          {real} NOT NULL,
     confidence {real} NOT NULL,
-    jpeg       {blob} NOT NULL,
+    jpeg       {blob} NOT NULL,                  -- the frame as it arrived (JPEG or PNG) ...
+    overlay    TEXT,                             -- ... and the boxes and caption drawn on it when served
+                                                 -- (JSON; NULL: a v3 row, already drawn)
     PRIMARY KEY (session_id, event_id)
 );
 CREATE TABLE IF NOT EXISTS leases (
@@ -67,7 +69,8 @@ CREATE TABLE IF NOT EXISTS leases (
 
 # SQLite: PRAGMA user_version; PostgreSQL: the schema_version table. Bump with a migration step.
 # 3: the leases table (created by the schema's CREATE TABLE IF NOT EXISTS).
-SCHEMA_VERSION = 3
+# 4: evidence.overlay (evidence is drawn when served, not by the session actor).
+SCHEMA_VERSION = 4
 SESSION_TABLES = ("evidence", "events", "observations", "sessions")
 _LIVE = tuple(s.value for s in SessionStatus if s.live)
 
@@ -171,7 +174,7 @@ class SessionStoreBase:
     # ---- frames and events (written by the session's actor, before its response returns) ------
     def record_frame(self, session_id: str, seq: int, t: float, score: float, attention: float,
                      observation: dict[str, Any], events: list[dict[str, Any]],
-                     evidence: list[tuple[str, float, float, bytes]], seen_at: float,
+                     evidence: list[tuple[str, float, float, bytes, dict[str, Any]]], seen_at: float,
                      clock_offset: float | None = None) -> None:
         """One frame, one transaction: its observation, the session's last-seen time (and, on the
         first timestamped frame, the clock offset), the events it changed, their evidence."""
@@ -185,10 +188,12 @@ class SessionStoreBase:
         if clock_offset is not None:
             statements.append(("UPDATE sessions SET clock_offset = ? WHERE session_id = ?", (clock_offset, session_id)))
         statements += [self._event_upsert(session_id, e) for e in events]
-        statements += [("INSERT INTO evidence (session_id, event_id, t, confidence, jpeg) VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT (session_id, event_id) DO UPDATE SET t = excluded.t, "
-                        "confidence = excluded.confidence, jpeg = excluded.jpeg",
-                        (session_id, event_id, t_ev, conf, jpeg)) for event_id, t_ev, conf, jpeg in evidence]
+        statements += [("INSERT INTO evidence (session_id, event_id, t, confidence, jpeg, overlay) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, event_id) DO UPDATE SET "
+                        "t = excluded.t, confidence = excluded.confidence, jpeg = excluded.jpeg, "
+                        "overlay = excluded.overlay",
+                        (session_id, event_id, t_ev, conf, frame, json.dumps(overlay)))
+                       for event_id, t_ev, conf, frame, overlay in evidence]
         self._write(statements)
 
     @staticmethod
@@ -207,9 +212,14 @@ class SessionStoreBase:
         rows = self._read("SELECT data FROM events WHERE session_id = ? ORDER BY event_id", (session_id,))
         return [json.loads(r[0]) for r in rows]
 
-    def evidence(self, session_id: str, event_id: str) -> bytes | None:
-        rows = self._read("SELECT jpeg FROM evidence WHERE session_id = ? AND event_id = ?", (session_id, event_id))
-        return bytes(rows[0][0]) if rows else None
+    def evidence(self, session_id: str, event_id: str) -> tuple[bytes, dict[str, Any] | None] | None:
+        """The evidence frame and what to draw on it (None: drawn already, a v3 row)."""
+        rows = self._read("SELECT jpeg, overlay FROM evidence WHERE session_id = ? AND event_id = ?",
+                          (session_id, event_id))
+        if not rows:
+            return None
+        frame, overlay = rows[0]
+        return bytes(frame), (json.loads(overlay) if overlay is not None else None)
 
     def evidence_confidences(self, session_id: str) -> dict[str, float]:
         return dict(self._read("SELECT event_id, confidence FROM evidence WHERE session_id = ?", (session_id,)))

@@ -90,6 +90,8 @@ class PostgresSessionStore(SessionStoreBase):
         """Bring a database written by an older Proctor up to `SCHEMA_VERSION`, inside the schema
         transaction. The PostgreSQL store started at version 2; version 3's leases table comes with
         the schema's CREATE TABLE IF NOT EXISTS."""
+        if version < 4:
+            conn.execute("ALTER TABLE evidence ADD COLUMN IF NOT EXISTS overlay TEXT")
 
     def _write(self, statements: list[tuple[str, tuple]], require_first: bool = False) -> list[int] | None:
         def work(conn: psycopg.Connection) -> list[int] | None:

@@ -41,6 +41,9 @@ class SqliteSessionStore(SessionStoreBase):
             if "ending_since" not in columns:
                 self._conn.execute("ALTER TABLE sessions ADD COLUMN ending_since REAL")
         # v3 added the leases table, which the schema script creates.
+        if version < 4 and "evidence" in tables:
+            if "overlay" not in {r[1] for r in self._conn.execute("PRAGMA table_info(evidence)")}:
+                self._conn.execute("ALTER TABLE evidence ADD COLUMN overlay TEXT")
 
     def _write(self, statements: list[tuple[str, tuple]], require_first: bool = False) -> list[int] | None:
         with self._lock:

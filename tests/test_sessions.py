@@ -118,6 +118,15 @@ def test_report_json_html_evidence_and_delete(client, fake_app):
     assert jpeg.content[:3] == b"\xff\xd8\xff"
     evidence = cv2.imdecode(np.frombuffer(jpeg.content, np.uint8), cv2.IMREAD_COLOR)
     assert evidence.shape == (48, 64, 3)  # the frame itself, boxes drawn (frames under 480 px stay their size)
+    # The boxes are drawn when served (the actor stores the frame as sent and the boxes beside it):
+    # the evidence is one of the two-face frames plus the face boxes' outline colour.
+    sent = [cv2.imdecode(np.frombuffer(base64.b64decode(frame(i, faces=2)), np.uint8), cv2.IMREAD_COLOR)
+            for i in range(2, 8)]
+    closest = min(sent, key=lambda image: float(np.abs(image.astype(int) - evidence.astype(int)).mean()))
+    from vision.evidence import FACE_COLOR
+
+    drawn = np.abs(evidence.astype(int) - closest.astype(int)).max(axis=2) > 60
+    assert drawn.any() and np.abs(evidence[drawn].astype(int) - FACE_COLOR).max(axis=1).min() < 60
 
     page = client.get(f"/sessions/{session_id}/report.html")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
@@ -194,3 +203,64 @@ def test_app_restart_keeps_reports_and_open_sessions_continue(client, fake_app):
     assert body["risk_score"] >= bodies[-1]["risk_score"]
     summary = client.post("/end-session", json={"session_id": open_id}).json()
     assert summary["frames"] == open_state["frames"] + 1
+
+
+def _session_actor_names() -> set[str]:
+    import ray
+
+    from deployments.risk_session import NAMESPACE
+
+    return {a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == NAMESPACE}
+
+
+def test_start_session_takes_an_actor_started_ahead_and_another_starts_behind_it(client, fake_app):
+    """ingress.warm_session_actors: /start-session hands out an actor that was running before the
+    request (no process start on its path), named by the session id made in advance; the replica
+    then starts the next one. A warm actor loads its session on its first call."""
+    from deployments.risk_session import actor_name
+
+    assert fake_app["args"]["ingress"]["warm_session_actors"] >= 1
+    hit, started = None, []
+    for _ in range(10):  # the pool refills in the background after each start
+        before = _session_actor_names()
+        session_id = start(client)
+        started.append(session_id)
+        if actor_name(session_id) in before:
+            hit = (session_id, before)
+            break
+        time.sleep(2)
+    assert hit is not None, "no start-session took a warm actor"
+    session_id, before = hit
+    deadline = time.time() + 30
+    while not (_session_actor_names() - before - {actor_name(s) for s in started}) and time.time() < deadline:
+        time.sleep(0.5)
+    assert _session_actor_names() - before - {actor_name(s) for s in started}, "the pool did not refill"
+    body = send_frame(client, session_id, frame(5, faces=1), timestamp=1.0)
+    assert body["faces"] == 1
+    for sid in started:
+        assert client.post("/end-session", json={"session_id": sid}).status_code == 200
+
+
+def test_an_unclaimed_warm_actor_leaves_after_its_ttl(fake_app):
+    """A warm actor whose replica is gone (nobody claims it) stops itself after warm_actor_ttl_s, and
+    a replica never hands out one near the end of its time."""
+    import asyncio
+
+    from deployments.risk_session import find_session_actor
+    from sessions.directory import SessionDirectory
+    from settings import AppConfig
+
+    cfg = AppConfig(**fake_app["args"])
+    directory = SessionDirectory(cfg.risk, cfg.ingress.store_location(), 0, 30, warm=1, warm_ttl_s=4)
+
+    async def fill() -> str:
+        directory.top_up()
+        await directory._refill
+        return directory._warm[0][0]
+
+    warm_id = asyncio.run(fill())
+    assert find_session_actor(warm_id) is not None
+    deadline = time.time() + 20
+    while find_session_actor(warm_id) is not None and time.time() < deadline:
+        time.sleep(0.5)
+    assert find_session_actor(warm_id) is None, "the unclaimed warm actor did not leave"

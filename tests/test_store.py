@@ -42,19 +42,19 @@ def test_frames_events_and_evidence_round_trip(location):
     store.create("s1", "cand", 100.0)
     event = {"id": "0001-phone-detected", "type": "PHONE_DETECTED", "start": 100.5, "end": None}
     store.record_frame("s1", 1, 100.5, 15.0, 100.0, {"t": 100.5, "faces": 1}, [event],
-                       [("0001-phone-detected", 100.5, 0.8, b"\xff\xd8jpeg")], seen_at=101.0)
+                       [("0001-phone-detected", 100.5, 0.8, b"\xff\xd8jpeg", {"caption": "phone"})], seen_at=101.0)
     assert store.observations("s1") == [{"seq": 1, "t": 100.5, "score": 15.0, "attention": 100.0,
                                          "observation": {"t": 100.5, "faces": 1}}]
     assert store.events("s1") == [event]
-    assert store.evidence("s1", "0001-phone-detected") == b"\xff\xd8jpeg"
+    assert store.evidence("s1", "0001-phone-detected") == (b"\xff\xd8jpeg", {"caption": "phone"})
     assert store.evidence_confidences("s1") == {"0001-phone-detected": 0.8}
     assert store.get("s1")["last_seen_at"] == 101.0 and store.get("s1")["status"] == "open"
     # the same frame recorded again (a retry) replaces, never duplicates; a closed event is updated
     closed = {**event, "end": 103.0}
     store.record_frame("s1", 1, 100.5, 16.0, 90.0, {"t": 100.5, "faces": 2}, [closed],
-                       [("0001-phone-detected", 100.5, 0.9, b"\xff\xd8better")], seen_at=102.0)
+                       [("0001-phone-detected", 100.5, 0.9, b"\xff\xd8better", {"caption": "better"})], seen_at=102.0)
     assert [(o["seq"], o["score"], o["attention"]) for o in store.observations("s1")] == [(1, 16.0, 90.0)]
-    assert store.events("s1") == [closed] and store.evidence("s1", "0001-phone-detected") == b"\xff\xd8better"
+    assert store.events("s1") == [closed] and store.evidence("s1", "0001-phone-detected") == (b"\xff\xd8better", {"caption": "better"})
     # the first timestamped frame stores the clock offset in the same transaction; floats keep full
     # precision (not 4-byte REAL): capture times are epoch seconds
     store.record_frame("s1", 2, 101.0, 16.0, 90.0, {"t": 101.0}, [], [], seen_at=102.5, clock_offset=1701234567.123456)
@@ -147,6 +147,34 @@ def test_a_first_release_store_is_migrated_with_its_sessions(tmp_path):
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.transition("b", OPEN, ENDING, 40.0)  # the v2 column exists after migration
     assert store.take_lease("reaper", "r", 40.0, 10.0)  # and the v3 table
+
+
+def test_a_v3_store_keeps_its_drawn_evidence_and_takes_overlays(location):
+    """v3 stored evidence already drawn; v4 stores the frame and its overlay. A v3 database opened
+    by this version keeps its rows (served as they are) and takes new ones."""
+    v3_evidence = ("CREATE TABLE evidence (session_id TEXT NOT NULL, event_id TEXT NOT NULL, t {real} NOT NULL, "
+                   "confidence {real} NOT NULL, jpeg {blob} NOT NULL, PRIMARY KEY (session_id, event_id))")
+    if location.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as conn:
+            conn.execute(v3_evidence.format(real="DOUBLE PRECISION", blob="BYTEA"))
+            conn.execute("INSERT INTO evidence VALUES ('old', 'e1', 1.0, 0.9, %s)", (b"drawn",))
+            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            conn.execute("INSERT INTO schema_version VALUES (3)")
+    else:
+        conn = sqlite3.connect(location)
+        conn.execute(v3_evidence.format(real="REAL", blob="BLOB"))
+        conn.execute("INSERT INTO evidence VALUES ('old', 'e1', 1.0, 0.9, ?)", (b"drawn",))
+        conn.execute("PRAGMA user_version = 3")
+        conn.commit()
+        conn.close()
+    store = open_store(location)
+    assert store.evidence("old", "e1") == (b"drawn", None)
+    store.create("new", "c", 10.0)
+    store.record_frame("new", 1, 10.5, 0.0, 100.0, {"t": 10.5}, [], [("e1", 10.5, 0.7, b"raw", {"caption": "x"})],
+                       seen_at=11.0)
+    assert store.evidence("new", "e1") == (b"raw", {"caption": "x"})
 
 
 # ---- PostgreSQL only ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from PostgreSQL."""
 from __future__ import annotations
 
 import base64
+import json
 
 import httpx
 import pytest
@@ -27,8 +28,9 @@ def test_a_whole_session_is_stored_in_postgres(pg_app):
     with httpx.Client(base_url=pg_app["url"], timeout=120, headers=AUTH) as client:
         session_id = start_session(client, "pg-1")["session_id"]
         names = [1, 1, 2, 2, 2, 2]  # faces in each frame
-        for i, faces in enumerate(names):
-            frame = base64.b64encode(scripted_frame(faces=faces, seed=i)).decode()
+        sent = [scripted_frame(faces=faces, seed=i) for i, faces in enumerate(names)]
+        for i, image in enumerate(sent):
+            frame = base64.b64encode(image).decode()
             r = client.post("/analyze-frame", json={"session_id": session_id, "frame": frame, "timestamp": 100 + 0.5 * i})
             assert r.status_code == 200, r.text
         summary = client.post("/end-session", json={"session_id": session_id})
@@ -45,12 +47,14 @@ def test_a_whole_session_is_stored_in_postgres(pg_app):
         observations = conn.execute("SELECT seq FROM observations WHERE session_id = %s ORDER BY seq",
                                     (session_id,)).fetchall()
         event_types = {r[0] for r in conn.execute("SELECT type FROM events WHERE session_id = %s", (session_id,))}
-        stored_jpeg = conn.execute("SELECT jpeg FROM evidence WHERE session_id = %s AND event_id = %s",
-                                   (session_id, event["id"])).fetchone()[0]
+        stored_frame, overlay = conn.execute("SELECT jpeg, overlay FROM evidence WHERE session_id = %s AND event_id = %s",
+                                             (session_id, event["id"])).fetchone()
     assert (status, verdict, candidate) == ("ended", summary["verdict"], "pg-1")
     assert [r[0] for r in observations] == list(range(1, len(names) + 1))
     assert "MULTIPLE_FACES" in event_types
-    assert bytes(stored_jpeg) == jpeg and jpeg[:3] == b"\xff\xd8\xff"
+    # the evidence frame is stored as it was sent, its boxes beside it; served drawn, as a JPEG
+    assert bytes(stored_frame) in sent[2:] and len(json.loads(overlay)["faces"]) == 2
+    assert jpeg[:3] == b"\xff\xd8\xff"
     # and nothing of it went to the SQLite store the app uses otherwise
     from store.sqlite import SqliteSessionStore
 

@@ -1,19 +1,37 @@
-"""Evidence snapshots: the frame with an event's strongest signal, boxes drawn, as a small JPEG."""
+"""Evidence snapshots: the frame with an event's strongest signal, boxes drawn, as a small JPEG.
+
+The session actor stores the frame as it arrived with an overlay (`evidence_overlay`: boxes and
+caption, plain data); the ingress draws it when a reviewer asks (`render_overlay`). So the actor
+never decodes pixels and never imports numpy or OpenCV.
+"""
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import asdict
+from typing import Any, Sequence
 
 from contracts import Detection, FaceBox
-from vision.frames import decode_image, encode_jpeg
 
 FACE_COLOR = (80, 200, 80)  # BGR
 OBJECT_COLOR = (40, 40, 230)
 PERSON_COLOR = (230, 160, 40)
 
 
+def evidence_overlay(face_boxes: Sequence[FaceBox], objects: Sequence[Detection], caption: str) -> dict[str, Any]:
+    return {"caption": caption, "faces": [asdict(box) for box in face_boxes],
+            "objects": [asdict(det) for det in objects]}
+
+
+def render_overlay(image_bytes: bytes, overlay: dict[str, Any]) -> bytes:
+    return render_evidence(image_bytes, [FaceBox(**box) for box in overlay["faces"]],
+                           [Detection(**{**det, "box": tuple(det["box"])}) for det in overlay["objects"]],
+                           overlay["caption"])
+
+
 def render_evidence(image_bytes: bytes, face_boxes: Sequence[FaceBox], objects: Sequence[Detection],
                     caption: str, max_width: int = 480) -> bytes:
     import cv2
+
+    from vision.frames import decode_image, encode_jpeg
 
     image = decode_image(image_bytes)
     for box in face_boxes:

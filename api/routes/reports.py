@@ -14,6 +14,7 @@ from api.services import services_of
 from errors import NotFound, SessionNotFound
 from report.build import build_report, report_path
 from report.html import render_report_html
+from vision.evidence import render_overlay
 
 router = APIRouter(tags=["reports"], dependencies=[Depends(require_integrator)])
 
@@ -43,9 +44,11 @@ async def report_html(session_id: UUID, request: Request) -> HTMLResponse:
 async def evidence(session_id: UUID, event_id: str, request: Request) -> Response:
     sid = str(session_id)
     store = services_of(request).store
-    jpeg = await asyncio.to_thread(store.evidence, sid, event_id)
-    if jpeg is None:
+    stored = await asyncio.to_thread(store.evidence, sid, event_id)
+    if stored is None:
         if await asyncio.to_thread(store.get, sid) is None:
             raise SessionNotFound(sid)
         raise NotFound(f"no evidence for event {event_id!r} in session {sid}")
+    frame, overlay = stored
+    jpeg = frame if overlay is None else await asyncio.to_thread(render_overlay, frame, overlay)
     return Response(content=jpeg, media_type="image/jpeg")
