@@ -183,6 +183,11 @@ class DetectorConfig(StrictModel):
         "with the same accuracy table (docs/ACCURACY.md)."))
     device: str = Field("cpu", description=(
         "cuda:0 puts YOLO on a GPU (then give ObjectDetector ray_actor_options num_gpus: 1)."))
+    precision: Literal["auto", "fp32", "int8"] = Field("fp32", description=(
+        "onnxruntime on CPU: fp32; int8 serves the static int8 export that `python -m vision.quantize` makes from "
+        "the development fixtures (30-35% less detector CPU here, even without VNNI, but on those photos it loses "
+        "one person row, more than the 1 point allowed for a default); auto measures both on this CPU at start-up "
+        "and serves the faster (fp32 when there is no int8 export). Both measured: docs/PERFORMANCE.md, int8."))
     threads: int = Field(2, ge=1, description="Intra-op threads per replica for ONNX Runtime / torch.")
     onnx_spinning: bool = Field(False, description=(
         "ONNX Runtime threads busy-wait between runs: lower latency alone, less throughput when cores are shared."))

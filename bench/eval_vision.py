@@ -34,7 +34,8 @@ def render(result: dict, command: str, gaze_cfg: GazeConfig) -> str:
         f"Produced by `{command}` on {platform.machine()} ({os.cpu_count()} cores). Fixtures:",
         "`$PROCTOR_TEST_FIXTURES/images` (27 labelled photos) and every "
         f"{result['config']['video_stride']}th frame of the clips in `videos/`; `holdout/` is never used.",
-        f"Detector: `{result['config']['weights']}` on {result['config']['backend']} at "
+        f"Detector: `{result['config']['weights']}` on {result['config']['backend']} "
+        f"({result['config']['precision']}) at "
         f"{result['config']['image_size']} px; second look at "
         f"{result['config']['second_look_image_size']} px. Thresholds: `config/serve.yaml`.",
         "",
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--weights", default=str(default_weights))
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--backend", choices=["onnxruntime", "torch", "ultralytics"], default=None)
+    parser.add_argument("--precision", choices=["auto", "fp32", "int8"], default=None)
     parser.add_argument("--second-look-size", type=int, default=None)
     parser.add_argument("--stride", type=int, default=4)
     parser.add_argument("--no-write", action="store_true")
@@ -105,6 +107,8 @@ def main() -> None:
         detector_cfg.image_size = opts.image_size
     if opts.backend:
         detector_cfg.backend = opts.backend
+    if opts.precision:
+        detector_cfg.precision = opts.precision
     if opts.second_look_size:
         detector_cfg.second_look.image_size = opts.second_look_size
     result = evaluate(fixtures, detector_cfg, cfg.face_gaze, cfg.risk.gaze, opts.stride,

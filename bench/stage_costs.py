@@ -1,9 +1,11 @@
 """Per-stage cost of one 640x480 webcam frame, without serving: JPEG decode, face/gaze (MediaPipe)
-and YOLO per backend, thread count, batch splitting and batch size (time and CPU time per frame).
+and YOLO per backend, precision (ONNX Runtime fp32 / static int8), thread count, batch splitting and
+batch size (time and CPU time per frame).
 From these, the ceiling: frames/s this machine could reach if its CPU did nothing but decoding and
 model inference.
 
     python bench/stage_costs.py [--repeats 30] [--rounds 8]   ->  bench/results/stage_costs.json
+    python bench/stage_costs.py --backends onnxruntime --image-sizes 544 --precisions fp32 int8
 
 Run it on a quiet machine: every number is a median over `repeats` calls on real clip frames.
 """
@@ -43,6 +45,8 @@ def main() -> None:
     parser.add_argument("--weights", default=None)
     parser.add_argument("--backends", nargs="*", default=["ultralytics", "torch", "onnxruntime"])
     parser.add_argument("--image-sizes", type=int, nargs="*", default=[640, 544])
+    parser.add_argument("--precisions", nargs="*", default=["fp32"],
+                        help="onnxruntime: fp32 and/or int8 (the export `python -m vision.quantize` makes)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stage_costs.json")
     opts = parser.parse_args()
 
@@ -74,15 +78,17 @@ def main() -> None:
 
     models = {}
     for backend in opts.backends:
-        for threads in (1, 2):
-            for size in opts.image_sizes:
-                # split: a batch runs as single-thread runs in parallel (ONNX Runtime on 2+ threads only)
-                for split in ((False, True) if backend == "onnxruntime" and threads > 1 else (False,)):
-                    model = ObjectDetectorModel(cfg.detector.model_copy(update={
-                        "weights": weights, "image_size": size, "backend": backend, "threads": threads,
-                        "split_batches": split}))
-                    model.warm_up()
-                    models[(backend, threads, size, split)] = model
+        for precision in (opts.precisions if backend == "onnxruntime" else ["fp32"]):
+            for threads in (1, 2):
+                for size in opts.image_sizes:
+                    # split: a batch runs as single-thread runs in parallel (ONNX Runtime on 2+ threads only)
+                    for split in ((False, True) if backend == "onnxruntime" and threads > 1 else (False,)):
+                        model = ObjectDetectorModel(cfg.detector.model_copy(update={
+                            "weights": weights, "image_size": size, "backend": backend, "threads": threads,
+                            "split_batches": split, "precision": precision}))
+                        model.warm_up()
+                        models[(f"{backend}-{precision}" if backend == "onnxruntime" else backend,
+                                threads, size, split)] = model
     samples: dict[tuple, list[tuple[float, float]]] = {}
     for _ in range(opts.rounds):
         for (backend, threads, size, split), model in models.items():
@@ -106,7 +112,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     served = cfg.detector  # the ceiling for the configured detector (backend, input size)
     best_one_thread = min(r["ms_per_frame"] for r in detector_rows if r["threads"] == 1
-                          and r["backend"] == served.backend and r["image_size"] == served.image_size)
+                          and r["backend"].startswith(served.backend) and r["image_size"] == served.image_size)
     # One frame's CPU time when each stage runs on one core: two decodes (face and detector each
     # decode the JPEG), face/gaze, YOLO. All cores busy with nothing else -> the ceiling.
     core_ms = 2 * stages["decode"] + stages["face_gaze"] + best_one_thread

@@ -71,7 +71,8 @@ def disable_ultralytics_analytics() -> None:
 
 
 class ObjectDetectorModel:
-    def __init__(self, cfg: DetectorConfig | None = None):
+    def __init__(self, cfg: DetectorConfig | None = None, onnx_model: Path | None = None):
+        """`onnx_model`: serve this ONNX file instead of the one `precision` picks (benchmarks)."""
         import torch
         from ultralytics import YOLO
 
@@ -93,11 +94,13 @@ class ObjectDetectorModel:
             # channels-last, as ultralytics' own predict does on x86 CPUs: ~20% faster convolutions here
             self.network = self.model.model.eval().to(self.device, memory_format=torch.channels_last)
         self.session = None
+        self.precision = "fp32"  # or int8: what _onnx_model chose
+        self.startup_ms: dict[str, float] = {}  # auto: each precision's measured ms per frame
         self.split_sessions: list = []
         if self.cfg.backend == "onnxruntime":
             import onnxruntime
 
-            onnx_path = str(export_onnx(path))
+            onnx_path = str(onnx_model or self._onnx_model(export_onnx(path)))
             providers = ["CPUExecutionProvider"]
             if self.device.type == "cuda":
                 providers.insert(0, ("CUDAExecutionProvider", {"device_id": self.device.index or 0}))
@@ -125,6 +128,48 @@ class ObjectDetectorModel:
         self._names = names
         self._min_conf = min([self.cfg.default_threshold, *self.cfg.class_thresholds.values()])
         self._phone_id = next(i for i, n in names.items() if n == "cell phone")
+
+    def _onnx_model(self, fp32: Path) -> Path:
+        """The ONNX file to serve: fp32, or the static int8 export (vision/quantize.py) when
+        `precision` asks for it, or, for `auto`, when it runs faster on this CPU (measured now: int8
+        gains most where the CPU has VNNI, and may lose where it has not)."""
+        from vision.quantize import find_int8_export
+
+        self.precision = "fp32"
+        if self.cfg.precision == "fp32" or self.device.type != "cpu":
+            return fp32
+        int8 = find_int8_export(fp32)
+        if int8 is None:
+            if self.cfg.precision == "int8":
+                raise FileNotFoundError(f"detector.precision is int8 but no int8 export of {fp32.name} is in "
+                                        f"{fp32.parent}: run `python -m vision.quantize` (needs calibration frames)")
+            return fp32
+        if self.cfg.precision == "auto":
+            self.startup_ms = {name: self._time_onnx(model) for name, model in (("fp32", fp32), ("int8", int8))}
+            if self.startup_ms["int8"] >= self.startup_ms["fp32"]:
+                return fp32
+        self.precision = "int8"
+        return int8
+
+    def _time_onnx(self, model: Path, runs: int = 7) -> float:
+        """Median ms of one 640x480 frame's network run on `threads` threads."""
+        import time
+
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self.cfg.threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        height = -(-480 * self.cfg.image_size // 640 // self.stride) * self.stride
+        batch = {session.get_inputs()[0].name: np.zeros((1, 3, height, self.cfg.image_size), np.float32)}
+        session.run(None, batch)
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            session.run(None, batch)
+            times.append((time.perf_counter() - started) * 1000)
+        return round(sorted(times)[runs // 2], 2)
 
     def warm_up(self) -> None:
         self.detect_batch([np.zeros((480, 640, 3), dtype=np.uint8)])

@@ -145,6 +145,7 @@ def evaluate(fixtures: Path, detector_cfg: DetectorConfig, face_cfg: FaceGazeCon
         "rows": rows,
         "stage_ms_median": {k: round(statistics.median(v), 1) for k, v in timings.items() if v},
         "config": {"weights": Path(detector_cfg.weights).name, "backend": detector_cfg.backend,
+                   "precision": detector.precision, "startup_ms": detector.startup_ms,
                    "image_size": detector_cfg.image_size,
                    "second_look_image_size": detector_cfg.second_look.image_size,
                    "video_stride": video_stride},
