@@ -97,9 +97,15 @@ class IngressConfig(StrictModel):
     max_inflight_frames: int = Field(6, ge=1, description=(
         "Frames in the models at once per ingress replica, from HTTP and WebSocket streams together; more are "
         "refused at once (503) rather than queued. Accepted frames wait about this many / throughput seconds."))
-    direct_ingress: bool = Field(False, description=(
-        "`make run` only: the Ingress replica serves HTTP on the port itself, without Serve's proxy hop "
-        "(Ray's experimental direct ingress; see README for why it is off by default). Clusters keep the proxy."))
+    direct_ingress: bool = Field(True, description=(
+        "The local Ray that `make run` (and the tests and benchmarks) start: the Ingress replica serves HTTP on the "
+        "port itself, without Serve's proxy process and hop (Ray 2.60's direct ingress; less CPU and latency per "
+        "frame, docs/PERFORMANCE.md). Clusters keep Serve's proxy on every node."))
+    local_ray_env: dict[str, str] = Field(default_factory=lambda: {
+        "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5", "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "1000"}, description=(
+        "Ray and Serve environment settings for the local Ray that `make run` (and the tests and benchmarks) "
+        "start, read by Ray's processes when they start. On a cluster, set them on the nodes (`ray start`'s "
+        "environment) instead. Each one's effect is measured in docs/PERFORMANCE.md."))
 
     @field_validator("store_url")
     @classmethod
@@ -195,7 +201,9 @@ class DetectorConfig(StrictModel):
         "A batch of 2+ frames (frames queueing) runs as `threads` single-thread ONNX Runtime runs in parallel: "
         "12-14% less CPU per frame at batch 2-4. A lone frame still gets every thread."))
     max_batch_size: int = Field(4, ge=1, description="@serve.batch: most frames per inference call.")
-    batch_wait_timeout_s: float = Field(0.01, ge=0, description="@serve.batch: longest wait to fill a batch.")
+    batch_wait_timeout_s: float = Field(0.0, ge=0, description=(
+        "@serve.batch: longest wait to fill a batch. 0: a lone frame starts at once; frames queued while a batch "
+        "runs form the next one."))
     nms_iou: float = Field(0.7, ge=0, le=1, description="Non-maximum suppression overlap (ultralytics' predict default).")
     default_threshold: float = Field(0.40, ge=0, le=1, description="Minimum confidence for reported classes without their own.")
     class_thresholds: dict[str, float] = Field(

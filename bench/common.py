@@ -109,6 +109,8 @@ async def session_loop(client, frames, fps, duration, offset, records, skipped, 
             status = resp.status_code
             if status == 200 and "latency_ms" in resp.json():  # the service's own per-stage split
                 STAGE_SPLITS.append(resp.json()["latency_ms"])
+                FRAME_KINDS.append((sent - RUN_START, time.monotonic() - sent, resp.json()["objects_reused"],
+                                    resp.json()["latency_ms"]))
         except Exception as exc:  # noqa: BLE001 - a soak counts every failure, of any kind
             status = type(exc).__name__
         records.append((sent - RUN_START, time.monotonic() - sent, status))
@@ -128,6 +130,8 @@ async def session_loop(client, frames, fps, duration, offset, records, skipped, 
 
 RUN_START = 0.0
 STAGE_SPLITS: list[dict[str, float]] = []
+# Proctor's 200s: (sent s after start, latency s, objects reused, the service's stage split)
+FRAME_KINDS: list[tuple[float, float, bool, dict[str, float]]] = []
 LAST_RECORDS: list[tuple[float, float, object]] = []  # (sent s after start, latency s, status) of the last run
 
 
@@ -138,6 +142,7 @@ async def run_load(url: str, api_key: str | None, sessions: int, fps: float, dur
 
     global RUN_START
     STAGE_SPLITS.clear()
+    FRAME_KINDS.clear()
     frames = frames or clip_frames()
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     records, skipped, ends = [], [], []
@@ -173,6 +178,7 @@ def summarize(records, skipped, ends, memory_start, memory_end, params) -> dict:
     total_start, total_end = sum(memory_start.values()), sum(memory_end.values())
     growth = {k: round(100 * (memory_end.get(k, 0) - v) / v, 1) for k, v in memory_start.items() if v > 0}
     ok = [lat for _, lat, s in records if s == 200]
+    steady = [lat for sent, lat, s in records if s == 200 and sent >= params["warmup_s"]]
     return {
         "params": params,
         "requests": len(records),
@@ -186,6 +192,9 @@ def summarize(records, skipped, ends, memory_start, memory_end, params) -> dict:
         "achieved_frames_per_s": round(len(ok) / params["duration_s"], 2),
         "latency_ms": {q: pct([x * 1000 for x in ok], v) if ok else None
                        for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
+        # Frames sent after the warm-up (sessions started, caches filled): the steady state.
+        "latency_ms_steady": {q: pct([x * 1000 for x in steady], v) if steady else None
+                              for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
         "latency_over_time": over_time,
         "stage_ms_p50": {stage: round(statistics.median(s[stage] for s in STAGE_SPLITS), 1)
                          for stage in (STAGE_SPLITS[0] if STAGE_SPLITS else {})},
@@ -197,9 +206,10 @@ def summarize(records, skipped, ends, memory_start, memory_end, params) -> dict:
     }
 
 
-def start_own_app(direct_ingress: bool | None = None, gate: bool | None = None):
-    """A Proctor of this process's own on a local Ray (config/serve.yaml; `direct_ingress` overrides
-    ingress.direct_ingress, `gate` detector_gate.enabled). Returns its URL and the temp dir to remove after."""
+def start_own_app(overrides: dict[str, dict] | None = None):
+    """A Proctor of this process's own on a local Ray: config/serve.yaml's args with `overrides`
+    ({section: {key: value}}, e.g. {"detector": {"threads": 1}}) applied. Returns its URL and the
+    temp dir to remove after."""
     from ray import serve
 
     from devtools.local_serve import free_port, start_local_serve
@@ -213,11 +223,9 @@ def start_own_app(direct_ingress: bool | None = None, gate: bool | None = None):
         args["detector"]["weights"] = str(shared)
     args["ingress"]["store_path"] = str(tmp / "sessions.sqlite3")
     port = free_port()
-    if direct_ingress is not None:
-        args["ingress"]["direct_ingress"] = direct_ingress
-    if gate is not None:
-        args["detector_gate"]["enabled"] = gate
-    start_local_serve(port, args["ingress"].get("direct_ingress", False), num_cpus=2, include_dashboard=False,
+    for section, values in (overrides or {}).items():
+        args[section].update(values)
+    start_local_serve(port, args["ingress"], num_cpus=2, include_dashboard=False,
                       _temp_dir=str(tmp / "ray"), namespace="serve", log_to_driver=False)
     serve.run(compose_app(args, deployment_options=load_deployment_options()), name="proctor", route_prefix="/")
     return f"http://127.0.0.1:{port}", tmp

@@ -6,7 +6,9 @@ process's CPU time sampled once a second (so session actors that exit at the end
 
 Reports CPU milliseconds per served frame for each process kind (Ray replicas, proxy, session
 actors, raylet, GCS, dashboard, the load generator itself). Keep the load under saturation, so
-the frames served are the frames offered.
+the frames served are the frames offered. First it samples the service idle (`--idle` seconds, no
+session open): each process's fixed cost (CPU ms per second with no traffic), so the loaded
+window splits into what the process spends anyway and what each frame adds.
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import threading
+import time
 from pathlib import Path
 
 import psutil
@@ -83,6 +87,64 @@ class CpuSampler:
         return by_kind
 
 
+def measure(url: str, api_key: str | None, sessions: int, fps: float, duration: float, warmup: float,
+            idle_s: float) -> dict:
+    """Idle for `idle_s` (each process's fixed cost), then the load with its steady-state window."""
+    idle: dict[str, float] = {}
+    if idle_s > 0:
+        idle_sampler = CpuSampler()
+        idle_sampler.start()
+        time.sleep(idle_s)
+        idle = idle_sampler.stop()
+
+    frames = common.clip_frames(clip="webcam_gaze_center_left_center.mp4", size=(640, 480))  # as bench/load.py sends
+    # Measure a window in the steady state: after every session has started (starting an actor
+    # costs about a second of CPU once) and before they end.
+    window = (warmup, duration - 2.0)
+    sampler = CpuSampler()
+    timers = [threading.Timer(window[0], sampler.start), threading.Timer(window[1], lambda: cpu.update(sampler.stop()))]
+    cpu: dict[str, float] = {}
+    for timer in timers:
+        timer.start()
+    report = asyncio.run(common.run_load(url, api_key, sessions, fps, duration, warmup=2.0, frames=frames))
+    wall = window[1] - window[0]
+    served = sum(1 for sent, _, status in common.LAST_RECORDS if status == 200 and window[0] <= sent < window[1])
+    in_window = sorted(1000 * latency for sent, latency, status in common.LAST_RECORDS
+                       if status == 200 and window[0] <= sent < window[1])
+    rows = {kind: round(1000 * seconds / served, 1) for kind, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
+            if seconds > 0.05}
+
+    def percentiles(rows: list[tuple[float, dict[str, float]]]) -> dict:
+        ordered = sorted(1000 * latency for latency, _ in rows)
+        stages = {stage: round(statistics.median(split[stage] for _, split in rows), 1)
+                  for stage in (rows[0][1] if rows else {})}
+        return {"frames": len(ordered), **{q: round(ordered[int(v * (len(ordered) - 1))], 1) if ordered else None
+                                           for q, v in (("p50", 0.5), ("p95", 0.95))}, "stage_ms_p50": stages}
+
+    by_kind = {label: percentiles([(lat, split) for sent, lat, reused, split in common.FRAME_KINDS
+                                   if reused is want and window[0] <= sent < window[1]])
+               for label, want in (("yolo_ran", False), ("objects_reused", True))}
+    return {
+        "machine": f"{os.cpu_count()} cores",
+        "sessions": sessions, "fps": fps, "window_s": [window[0], window[1]], "frames_served_in_window": served,
+        "statuses": report["statuses"], "latency_ms": report["latency_ms"], "stage_ms_p50": report["stage_ms_p50"],
+        "latency_ms_in_window": {q: round(in_window[int(v * (len(in_window) - 1))], 1) if in_window else None
+                                 for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
+        "latency_ms_in_window_by_frame": by_kind,
+        "cpu_cores_busy": round(sum(cpu.values()) / wall, 2),
+        "cpu_ms_per_frame_total": round(1000 * sum(cpu.values()) / served, 1) if served else None,
+        "cpu_ms_per_frame": rows,
+        # fixed: CPU ms per second with no traffic; added: what a frame costs beyond that
+        "idle_s": idle_s,
+        "idle_cpu_ms_per_s": {kind: round(1000 * seconds / idle_s, 1) for kind, seconds in
+                              sorted(idle.items(), key=lambda kv: -kv[1]) if seconds > 0.01} if idle_s else {},
+        "idle_cpu_cores_busy": round(sum(idle.values()) / idle_s, 3) if idle_s else None,
+        "added_cpu_ms_per_frame": {kind: round(1000 * (seconds - idle.get(kind, 0.0) * wall / idle_s) / served, 1)
+                                   for kind, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
+                                   if seconds > 0.05} if idle_s and served else {},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8000")
@@ -91,33 +153,11 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=40.0)
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before the measured window")
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds sampled with no traffic first (0: skip)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cpu_per_frame.json")
     opts = parser.parse_args()
-
-    frames = common.clip_frames(clip="webcam_gaze_center_left_center.mp4", size=(640, 480))  # as bench/load.py sends
-    # Measure a window in the steady state: after every session has started (starting an actor
-    # costs about a second of CPU once) and before they end.
-    window = (opts.warmup, opts.duration - 2.0)
-    sampler = CpuSampler()
-    timers = [threading.Timer(window[0], sampler.start), threading.Timer(window[1], lambda: cpu.update(sampler.stop()))]
-    cpu: dict[str, float] = {}
-    for timer in timers:
-        timer.start()
-    report = asyncio.run(common.run_load(opts.url, opts.api_key, opts.sessions, opts.fps, opts.duration, warmup=2.0,
-                                           frames=frames))
-    wall = window[1] - window[0]
-    served = sum(1 for sent, _, status in common.LAST_RECORDS if status == 200 and window[0] <= sent < window[1])
-    rows = {kind: round(1000 * seconds / served, 1) for kind, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
-            if seconds > 0.05}
-    result = {
-        "command": "python bench/cpu_per_frame.py " + " ".join(sys.argv[1:]),
-        "machine": f"{os.cpu_count()} cores",
-        "sessions": opts.sessions, "fps": opts.fps, "window_s": [window[0], window[1]], "frames_served_in_window": served,
-        "statuses": report["statuses"], "latency_ms": report["latency_ms"], "stage_ms_p50": report["stage_ms_p50"],
-        "cpu_cores_busy": round(sum(cpu.values()) / wall, 2),
-        "cpu_ms_per_frame_total": round(1000 * sum(cpu.values()) / served, 1) if served else None,
-        "cpu_ms_per_frame": rows,
-    }
+    result = {"command": "python bench/cpu_per_frame.py " + " ".join(sys.argv[1:]),
+              **measure(opts.url, opts.api_key, opts.sessions, opts.fps, opts.duration, opts.warmup, opts.idle)}
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     opts.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -31,10 +33,39 @@ AUTH_OFF_WARNING = ("=" * 72 + "\nPROCTOR AUTH IS OFF: no API keys configured (a
                     "or configure keys.\n" + "=" * 72)
 
 
+def rebind_direct_ingress_port_at_once() -> None:
+    """With direct ingress, Ray 2.60 binds this replica's HTTP port without SO_REUSEADDR
+    (`ray/serve/_private/http_util.start_asgi_http_server`), so a replica that replaces one which
+    served traffic cannot bind while the old connections sit in TIME_WAIT (~60 s), and Serve then
+    blocks the port for good. Set SO_REUSEADDR (only: no SO_REUSEPORT, so no second live listener
+    can share the port) on the socket Ray creates. Runs in this replica's process before Serve
+    starts its server (after the constructor); `tests/test_direct_ingress.py` crashes the replica to check."""
+    if os.environ.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") != "1":
+        return
+    from ray.serve._private import http_util, replica
+
+    start = replica.start_asgi_http_server
+    if getattr(start, "reuses_address", False):
+        return
+
+    def reuse_address(sock: socket.socket) -> bool:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return True
+
+    async def start_reusing_address(app, http_options, *, event_loop, enable_so_reuseport=False):
+        # Ray's own switch sets SO_REUSEADDR through set_socket_reuse_port; this process's copy sets only that.
+        return await start(app, http_options, event_loop=event_loop, enable_so_reuseport=True)
+
+    http_util.set_socket_reuse_port = reuse_address
+    start_reusing_address.reuses_address = True
+    replica.start_asgi_http_server = start_reusing_address
+
+
 @serve.deployment(name="Ingress")
 @serve.ingress()
 class Ingress:
     async def __init__(self, face_gaze: DeploymentHandle, object_detector: DeploymentHandle, config: AppConfig):
+        rebind_direct_ingress_port_at_once()
         cfg = resolve_environment(config)  # $PROCTOR_* on the node this replica runs on
         store = open_store(cfg.ingress.store_location())
         # Every replica must sign with the same secret: the configured one, else one kept in the store.

@@ -30,15 +30,22 @@ def wait_healthy(url: str, timeout: float, interval: float = 0.5, starting: Call
     return False
 
 
+def local_ray_env(ingress: dict[str, Any], port: int) -> dict[str, str]:
+    """The environment of a local Ray for the app's `ingress` config: its `local_ray_env`, and with
+    `direct_ingress` the settings for it (`direct_ingress_env`)."""
+    env = {k: str(v) for k, v in (ingress.get("local_ray_env") or {}).items()}
+    if ingress.get("direct_ingress", False):
+        env.update(direct_ingress_env(port))
+    return env
+
+
 def direct_ingress_env(port: int) -> dict[str, str]:
     """Environment for a local Ray on which the Ingress replica serves HTTP itself on `port`, with no
-    Serve proxy in the request path (Ray 2.60's RAY_SERVE_ENABLE_DIRECT_INGRESS): about 40 ms less
-    CPU and 50 ms less p50 per frame on 2 cores (docs/PERFORMANCE.md). Set it before Ray starts: the
-    controller and replicas read it once. For one machine with one Ingress replica only: a cluster
-    needs HAProxy (RAY_SERVE_ENABLE_HA_PROXY) in front of the replicas' ports, so it keeps the proxy.
-    Opt-in (ingress.direct_ingress): Ray binds the port without SO_REUSEADDR, so a replica replacing
-    one that served traffic fails to bind while old connections are in TIME_WAIT, and Serve then
-    blocks that port, its only one, until Ray restarts."""
+    Serve proxy in the request path (Ray 2.60's RAY_SERVE_ENABLE_DIRECT_INGRESS): less CPU and
+    latency per frame (docs/PERFORMANCE.md). Set it before Ray starts: the controller and replicas
+    read it once. For one machine with one Ingress replica only: a cluster needs HAProxy
+    (RAY_SERVE_ENABLE_HA_PROXY) in front of the replicas' ports, so it keeps the proxy. Ray binds
+    the port without SO_REUSEADDR; the Ingress replica sets it (deployments/ingress.py)."""
     return {
         "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
         # The replica port pool is just `port`, so clients keep the address they were given.
@@ -51,17 +58,17 @@ def direct_ingress_env(port: int) -> dict[str, str]:
     }
 
 
-def start_local_serve(http_port: int, direct_ingress: bool, **ray_init_kwargs: Any) -> None:
-    """ray.init + serve.start serving on 127.0.0.1:http_port the way `make run` does: with
-    `direct_ingress`, the Ingress replica takes that port itself. Ray's processes read the
-    environment when ray.init starts them; it is put back after, so a cluster this process starts
-    later keeps Serve's proxy."""
+def start_local_serve(http_port: int, ingress: dict[str, Any], **ray_init_kwargs: Any) -> None:
+    """ray.init + serve.start serving on 127.0.0.1:http_port the way `make run` does for the app's
+    `ingress` config: its `local_ray_env`, and with `direct_ingress` the Ingress replica takes that
+    port itself. Ray's processes read the environment when ray.init starts them; it is put back
+    after, so a cluster this process starts later gets Ray's defaults."""
     import ray
     from ray import serve
 
     saved = dict(os.environ)
-    if direct_ingress:
-        os.environ.update(direct_ingress_env(http_port))
+    direct_ingress = ingress.get("direct_ingress", False)
+    os.environ.update(local_ray_env(ingress, http_port))
     try:
         ray.init(**ray_init_kwargs)
     finally:

@@ -18,7 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devtools.local_serve import direct_ingress_env, free_port  # noqa: E402
+from devtools.local_serve import free_port, local_ray_env  # noqa: E402
 from settings import AppConfig, resolve_environment  # noqa: E402
 
 
@@ -52,10 +52,11 @@ def main() -> int:
         host = "127.0.0.1"
     config.setdefault("http_options", {}).update(host=host, port=opts.port)
     env = dict(os.environ)
+    for cfg in app_configs(config):  # one app in config/serve.yaml
+        env.update(local_ray_env(cfg.ingress.model_dump(), opts.port))
     if direct_ingress_enabled(config):
         # The Ingress replica takes the service's port; Serve still starts its proxy on the head
         # node (its fallback), so that one gets a spare port nobody needs to know.
-        env.update(direct_ingress_env(opts.port))
         config["http_options"]["port"] = free_port(host)
     run_dir = Path(tempfile.mkdtemp(prefix="proctor-run-"))
     effective = run_dir / "serve.yaml"

@@ -182,8 +182,10 @@ def ray_cluster():
 
     tmp = Path(tempfile.mkdtemp(prefix="proctor-test-"))
     port, metrics_port = free_port(), free_port()
-    # Served as `make run` serves it (config's ingress.direct_ingress: no proxy hop).
-    start_local_serve(port, load_args()["ingress"].get("direct_ingress", False), num_cpus=2, include_dashboard=False,
+    # Through Serve's proxy, not direct ingress: the suite runs several apps and redeploys with two
+    # Ingress replicas, and direct ingress gives one node's Ingress one port (tests/test_direct_ingress.py
+    # covers `make run`'s direct ingress).
+    start_local_serve(port, {**load_args()["ingress"], "direct_ingress": False}, num_cpus=2, include_dashboard=False,
                       _temp_dir=str(tmp / "ray"), namespace="serve", log_to_driver=False,
                       _metrics_export_port=metrics_port)
     try:

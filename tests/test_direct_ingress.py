@@ -1,5 +1,6 @@
-"""ingress.direct_ingress: `make run` (scripts/run_service.py) with the Ingress replica serving HTTP
-on the service's port itself, no Serve proxy in between. A local Ray of its own in a subprocess
+"""ingress.direct_ingress (the default): `make run` (scripts/run_service.py) with the Ingress replica
+serving HTTP on the service's port itself, no Serve proxy in between, and a replica that replaces a
+crashed one taking the same port at once. A local Ray of its own in a subprocess
 (this pytest process may already hold the `serve_app` cluster), stopped as `make run` is stopped."""
 from __future__ import annotations
 
@@ -72,8 +73,22 @@ def test_make_run_with_direct_ingress_serves_a_session():
             assert faces == [1, 2, 1, 2]
             bad = client.post("/analyze-frame", json={"session_id": session_id, "frame": "not base64!", "timestamp": 3})
             assert bad.status_code == 400, bad.text
+
+            # The Ingress replica crashes while this client holds a keep-alive connection to it, so
+            # the kernel leaves the port's old connection in TIME_WAIT. The replica Serve starts in
+            # its place must bind the same port (Ray binds without SO_REUSEADDR; the replica sets
+            # it), and the session goes on from the store.
+            owner.kill()
+            owner.wait(timeout=30)
+            if not wait_healthy(url, timeout=120, interval=1, starting=lambda: service.poll() is None):
+                raise AssertionError(f"no Ingress came back on the port: {(tmp_path / 'run_service.log').read_text()[-3000:]}")
+            replacement = _listener(port)
+            assert replacement is not None and replacement.pid != owner.pid
+            r = client.post("/analyze-frame", json={"session_id": session_id, "frame": frames[0], "timestamp": 4})
+            assert r.status_code == 200 and r.json()["faces"] == 1, r.text
+
             ended = client.post("/end-session", json={"session_id": session_id})
-            assert ended.status_code == 200 and ended.json()["frames"] == 4, ended.text
+            assert ended.status_code == 200 and ended.json()["frames"] == 5, ended.text
     finally:
         service.send_signal(signal.SIGTERM)  # as Ctrl-C on `make run`
         try:
