@@ -1,6 +1,8 @@
 """The session store's schema and SQL, shared by both backends (`store.sqlite`, `store.postgres`).
 
-Every session, every frame's observation summary, every event and its evidence. The SQL is written
+Every session, every frame's observation summary, every event and its evidence; the human reviews;
+the outbox of events to send (webhooks, edX results), the webhook endpoints and their deliveries; the
+edX exams and attempts. The SQL is written
 once, in the dialect both speak (`?` placeholders, which the PostgreSQL backend turns into `%s`, and
 `ON CONFLICT` upserts); a backend only runs it. Status changes are conditional UPDATEs that follow
 `sessions.status.TRANSITIONS`: a change from the wrong status touches nothing and returns False, so
@@ -11,8 +13,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+from outbox.events import OutboxEvent
 from sessions.status import FINAL, SessionStatus, allowed
 from settings import PROJECT_ROOT
 
@@ -28,7 +31,10 @@ CREATE TABLE IF NOT EXISTS sessions (
     clock_offset {real},                         -- client capture clock -> server time
     ended_at     {real},
     verdict      TEXT,
-    summary      TEXT
+    summary      TEXT,
+    peak_risk_score {real},                      -- the review queue's priority (v5)
+    review_outcome  TEXT,                        -- a human review's outcome; NULL: not reviewed (v5)
+    reviewed_at     {real}                       -- (v5)
 );
 CREATE TABLE IF NOT EXISTS observations (
     session_id TEXT NOT NULL,
@@ -65,14 +71,92 @@ CREATE TABLE IF NOT EXISTS leases (
     holder     TEXT NOT NULL,
     expires_at {real} NOT NULL
 );
+CREATE TABLE IF NOT EXISTS review_actions (      -- every reviewer action, in order: the review is their fold
+    session_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    at         {real} NOT NULL,
+    reviewer   TEXT NOT NULL,
+    action     TEXT NOT NULL,                    -- event_reviewed | event_added | outcome (reviews.model)
+    data       TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE IF NOT EXISTS outbox (              -- events, written with the change they report
+    message_id    TEXT PRIMARY KEY,              -- the webhook-id of every delivery of it
+    type          TEXT NOT NULL,
+    session_id    TEXT NOT NULL,
+    created_at    {real} NOT NULL,
+    data          TEXT NOT NULL,
+    dispatched_at {real}                         -- fanned out to deliveries
+);
+CREATE TABLE IF NOT EXISTS webhook_endpoints (
+    endpoint_id      TEXT PRIMARY KEY,
+    owner            TEXT NOT NULL,              -- the API key's fingerprint (auth.tokens.key_fingerprint)
+    url              TEXT NOT NULL,
+    events           TEXT NOT NULL,              -- ',session.ended,review.completed,' or '*'
+    secret           TEXT NOT NULL,              -- whsec_...
+    old_secret       TEXT,                       -- still signing until old_secret_until (rotation)
+    old_secret_until {real},
+    created_at       {real} NOT NULL,
+    disabled_at      {real},
+    disabled_reason  TEXT
+);
+CREATE TABLE IF NOT EXISTS deliveries (          -- one event to one target, retried until it arrives
+    delivery_id   TEXT PRIMARY KEY,
+    message_id    TEXT NOT NULL,
+    event_type    TEXT NOT NULL,
+    channel       TEXT NOT NULL,                 -- webhook | edx
+    endpoint_id   TEXT,                          -- webhook: the endpoint
+    url           TEXT NOT NULL,
+    body          TEXT NOT NULL,                 -- the exact bytes sent (and signed) on every attempt
+    state         TEXT NOT NULL,                 -- pending | delivered | failed | disabled
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_at       {real} NOT NULL,
+    claimed_by    TEXT,                          -- the deliverer sending it now ...
+    claimed_until {real},                        -- ... until then; after it, another may send it again
+    last_status   INTEGER,
+    last_error    TEXT,
+    created_at    {real} NOT NULL,
+    updated_at    {real} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at);
+CREATE INDEX IF NOT EXISTS outbox_undispatched ON outbox (dispatched_at, created_at);
+CREATE TABLE IF NOT EXISTS edx_exams (
+    exam_id    TEXT PRIMARY KEY,
+    course_id  TEXT NOT NULL,
+    data       TEXT NOT NULL,                    -- the LMS's exam dict as it was sent
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS edx_attempts (        -- an edX attempt is a session: attempt id = session id
+    session_id TEXT PRIMARY KEY,
+    exam_id    TEXT NOT NULL,
+    user_id    TEXT NOT NULL,                    -- the LMS's obscured user id
+    lms_host   TEXT NOT NULL,
+    data       TEXT NOT NULL                     -- time limit, sample attempt, review policy (no name or email)
+);
 """
 
 # SQLite: PRAGMA user_version; PostgreSQL: the schema_version table. Bump with a migration step.
 # 3: the leases table (created by the schema's CREATE TABLE IF NOT EXISTS).
 # 4: evidence.overlay (evidence is drawn when served, not by the session actor).
-SCHEMA_VERSION = 4
-SESSION_TABLES = ("evidence", "events", "observations", "sessions")
+# 5: sessions.peak_risk_score / review_outcome / reviewed_at (filled from the summaries); the review,
+#    outbox, webhook and edX tables (created by the schema).
+SCHEMA_VERSION = 5
+SESSION_TABLES = ("evidence", "events", "observations", "review_actions", "edx_attempts")  # and sessions
 _LIVE = tuple(s.value for s in SessionStatus if s.live)
+_FINAL = tuple(s.value for s in FINAL)
+
+
+def _marks(values: tuple) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _outbox_insert(event: OutboxEvent) -> tuple[str, tuple]:
+    return ("INSERT INTO outbox (message_id, type, session_id, created_at, data) VALUES (?, ?, ?, ?, ?)", event.row())
+
+
+class ConflictRetry(Exception):
+    """Two writers took the same review sequence number; the later one tries again."""
 
 
 def schema(real: str, blob: str) -> str:
@@ -90,6 +174,7 @@ class SessionStoreBase:
     takes to open this same store from another process)."""
 
     target: str
+    integrity_errors: tuple[type[Exception], ...] = ()  # the backend's unique-violation errors
 
     def _write(self, statements: list[tuple[str, tuple]], require_first: bool = False) -> list[int] | None:
         """Run the statements in one transaction; their row counts. With `require_first`, a first
@@ -103,9 +188,22 @@ class SessionStoreBase:
         raise NotImplementedError
 
     # ---- sessions -----------------------------------------------------------------------------
-    def create(self, session_id: str, candidate_id: str, started_at: float) -> None:
-        self._write([("INSERT INTO sessions (session_id, candidate_id, started_at, last_seen_at) VALUES (?, ?, ?, ?)",
-                      (session_id, candidate_id, started_at, started_at))])
+    def create(self, session_id: str, candidate_id: str, started_at: float,
+               status: SessionStatus = SessionStatus.OPEN, outbox: Iterable[OutboxEvent] = ()) -> None:
+        """A new session (OPEN, or REGISTERED: created ahead, opened later) with its events."""
+        if status not in (SessionStatus.OPEN, SessionStatus.REGISTERED):
+            raise ValueError(f"a session starts open or registered, not {status.value}")
+        self._write([("INSERT INTO sessions (session_id, candidate_id, started_at, last_seen_at, status) "
+                      "VALUES (?, ?, ?, ?, ?)", (session_id, candidate_id, started_at, started_at, status.value)),
+                     *map(_outbox_insert, outbox)])
+
+    def open_registered(self, session_id: str, now: float, outbox: Iterable[OutboxEvent] = ()) -> bool:
+        """REGISTERED -> OPEN, its clock starting now (frames count from here); False when it was not
+        registered."""
+        return self._write([("UPDATE sessions SET status = ?, started_at = ?, last_seen_at = ? "
+                             "WHERE session_id = ? AND status = ?",
+                             (SessionStatus.OPEN.value, now, now, session_id, SessionStatus.REGISTERED.value)),
+                            *map(_outbox_insert, outbox)], require_first=True) is not None
 
     def get(self, session_id: str) -> dict[str, Any] | None:
         rows = self._read(
@@ -139,16 +237,18 @@ class SessionStoreBase:
                              (new.value, ending_since, session_id, old.value))])[0] == 1
 
     def finish(self, session_id: str, status: SessionStatus, ended_at: float, summary: dict[str, Any],
-               events: list[dict[str, Any]]) -> bool:
-        """ENDING -> ENDED or ABANDONED with the verdict, summary and final events, in one transaction.
-        False (and nothing written) when the session was not being ended."""
+               events: list[dict[str, Any]], outbox: Iterable[OutboxEvent] = ()) -> bool:
+        """ENDING -> ENDED, ABANDONED or ERROR with the verdict, summary, final events and the events
+        out (session.ended), in one transaction. False (and nothing written) when the session was
+        not being ended."""
         if not allowed(SessionStatus.ENDING, status) or status not in FINAL:
             raise ValueError(f"{status.value} is not an end status")
-        statements = [("UPDATE sessions SET status = ?, ended_at = ?, verdict = ?, summary = ?, ending_since = NULL "
-                       "WHERE session_id = ? AND status = ?",
-                       (status.value, ended_at, summary.get("verdict"), json.dumps(summary), session_id,
-                        SessionStatus.ENDING.value))]
+        statements = [("UPDATE sessions SET status = ?, ended_at = ?, verdict = ?, summary = ?, ending_since = NULL, "
+                       "peak_risk_score = ? WHERE session_id = ? AND status = ?",
+                       (status.value, ended_at, summary.get("verdict"), json.dumps(summary),
+                        summary.get("peak_risk_score"), session_id, SessionStatus.ENDING.value))]
         statements += [self._event_upsert(session_id, e) for e in events]
+        statements += [_outbox_insert(e) for e in outbox]
         return self._write(statements, require_first=True) is not None
 
     def release_stuck_endings(self, claimed_before: float) -> list[str]:
@@ -164,12 +264,16 @@ class SessionStoreBase:
                                          (SessionStatus.OPEN.value, older_than))]
 
     def expired_sessions(self, ended_before: float) -> list[str]:
-        return [r[0] for r in self._read("SELECT session_id FROM sessions WHERE status IN (?, ?) AND ended_at < ?",
-                                         (*(s.value for s in FINAL), ended_before))]
+        return [r[0] for r in self._read(f"SELECT session_id FROM sessions WHERE status IN ({_marks(_FINAL)}) "
+                                         "AND ended_at < ?", (*_FINAL, ended_before))]
 
-    def delete(self, session_id: str) -> bool:
-        counts = self._write([(f"DELETE FROM {table} WHERE session_id = ?", (session_id,)) for table in SESSION_TABLES])
-        return counts[-1] == 1
+    def delete(self, session_id: str, outbox: Iterable[OutboxEvent] = ()) -> bool:
+        """Everything stored about the session (its review and edX attempt too), and its events out
+        (session.deleted), in one transaction; False when there was no such session."""
+        statements = [("DELETE FROM sessions WHERE session_id = ?", (session_id,))]
+        statements += [(f"DELETE FROM {table} WHERE session_id = ?", (session_id,)) for table in SESSION_TABLES]
+        statements += [_outbox_insert(e) for e in outbox]
+        return self._write(statements, require_first=True) is not None
 
     # ---- frames and events (written by the session's actor, before its response returns) ------
     def record_frame(self, session_id: str, seq: int, t: float, score: float, attention: float,
@@ -235,3 +339,195 @@ class SessionStoreBase:
             "WHERE leases.holder = excluded.holder OR leases.expires_at < ?",
             (name, holder, now + ttl_s, now))])[0] == 1
 
+
+    # ---- human review ---------------------------------------------------------------------------
+    def review_actions(self, session_id: str) -> list[dict[str, Any]]:
+        rows = self._read("SELECT seq, at, reviewer, action, data FROM review_actions WHERE session_id = ? ORDER BY seq",
+                          (session_id,))
+        return [{"seq": seq, "at": at, "reviewer": reviewer, "action": action, **json.loads(data)}
+                for seq, at, reviewer, action, data in rows]
+
+    def add_review_action(self, session_id: str, at: float, reviewer: str, action: str, data: dict[str, Any],
+                          outcome: str | None = None, outbox: Iterable[OutboxEvent] = ()) -> bool:
+        """Append one reviewer action (and, for an outcome, the session's review columns and the
+        review.completed event) in one transaction; False when the session has not ended. Two
+        reviewers at once: the second takes the next sequence number."""
+        ended = f"WHERE session_id = ? AND status IN ({_marks(_FINAL)})"
+        guard = ((f"UPDATE sessions SET review_outcome = ?, reviewed_at = ? {ended}", (outcome, at, session_id, *_FINAL))
+                 if outcome else (f"UPDATE sessions SET review_outcome = review_outcome {ended}", (session_id, *_FINAL)))
+        insert = ("INSERT INTO review_actions (session_id, seq, at, reviewer, action, data) "
+                  "SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? FROM review_actions WHERE session_id = ?",
+                  (session_id, at, reviewer, action, json.dumps(data), session_id))
+        for attempt in range(5):
+            try:
+                return self._write([guard, insert, *map(_outbox_insert, outbox)], require_first=True) is not None
+            except self.integrity_errors:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    def review_queue(self, reviewed: bool, limit: int, after: tuple[float, str] | None = None) -> list[dict[str, Any]]:
+        """Ended sessions not yet reviewed (or reviewed), highest peak risk score first, then by id;
+        `after`: the (peak, session id) of the last one of the previous page."""
+        where = f"status IN ({_marks(_FINAL)}) AND review_outcome IS {'NOT ' if reviewed else ''}NULL"
+        params: tuple = _FINAL
+        if after is not None:
+            where += (" AND (COALESCE(peak_risk_score, 0) < ? OR "
+                      "(COALESCE(peak_risk_score, 0) = ? AND session_id > ?))")
+            params += (after[0], after[0], after[1])
+        rows = self._read(
+            "SELECT session_id, candidate_id, status, started_at, ended_at, verdict, COALESCE(peak_risk_score, 0), "
+            f"review_outcome, reviewed_at FROM sessions WHERE {where} "
+            "ORDER BY COALESCE(peak_risk_score, 0) DESC, session_id LIMIT ?", (*params, limit))
+        keys = ("session_id", "candidate_id", "status", "started_at", "ended_at", "verdict", "peak_risk_score",
+                "review_outcome", "reviewed_at")
+        return [dict(zip(keys, row)) for row in rows]
+
+    # ---- the outbox and its deliveries ------------------------------------------------------
+    def undispatched(self, limit: int) -> list[OutboxEvent]:
+        rows = self._read("SELECT message_id, type, session_id, created_at, data FROM outbox "
+                          "WHERE dispatched_at IS NULL ORDER BY created_at, message_id LIMIT ?", (limit,))
+        return [OutboxEvent(type=kind, session_id=sid, data=json.loads(data), message_id=mid, created_at=created)
+                for mid, kind, sid, created, data in rows]
+
+    def dispatch(self, message_id: str, deliveries: list[dict[str, Any]], now: float) -> None:
+        """The event's deliveries, and the event marked dispatched, in one transaction (run again
+        after a crash, it adds nothing twice: a delivery's id is made from the event and target)."""
+        statements = [("INSERT INTO deliveries (delivery_id, message_id, event_type, channel, endpoint_id, url, body, "
+                       "state, attempts, next_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) "
+                       "ON CONFLICT (delivery_id) DO NOTHING",
+                       (d["delivery_id"], message_id, d["event_type"], d["channel"], d.get("endpoint_id"), d["url"],
+                        d["body"], now, now, now)) for d in deliveries]
+        statements.append(("UPDATE outbox SET dispatched_at = ? WHERE message_id = ?", (now, message_id)))
+        self._write(statements)
+
+    _DELIVERY_KEYS = ("delivery_id", "message_id", "event_type", "channel", "endpoint_id", "url", "body", "state",
+                      "attempts", "next_at", "last_status", "last_error", "created_at", "updated_at")
+
+    def _deliveries(self, where: str, params: tuple, limit: int | None = None) -> list[dict[str, Any]]:
+        sql = f"SELECT {', '.join('d.' + k for k in self._DELIVERY_KEYS)} FROM deliveries d {where}"
+        if limit is not None:
+            sql, params = sql + " LIMIT ?", (*params, limit)
+        return [dict(zip(self._DELIVERY_KEYS, row)) for row in self._read(sql, params)]
+
+    def claim_deliveries(self, claim: str, now: float, claim_until: float, limit: int) -> list[dict[str, Any]]:
+        """Due deliveries, claimed under `claim` until `claim_until`: no other deliverer sends them
+        meanwhile. A claim that outlives its deliverer (killed mid-send) expires, and the delivery
+        is sent again, same body, same webhook-id."""
+        free = "state = 'pending' AND next_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)"
+        self._write([(f"UPDATE deliveries SET claimed_by = ?, claimed_until = ? WHERE {free} AND delivery_id IN "
+                      f"(SELECT delivery_id FROM deliveries WHERE {free} ORDER BY next_at LIMIT ?)",
+                      (claim, claim_until, now, now, now, now, limit))])
+        return self._deliveries("WHERE d.claimed_by = ? AND d.state = 'pending' ORDER BY d.next_at", (claim,))
+
+    def settle_delivery(self, delivery_id: str, claim: str, state: str, attempts: int, next_at: float,
+                        status: int | None, error: str | None, now: float) -> bool:
+        """An attempt's outcome, if the claim is still ours; the claim is released."""
+        return self._write([("UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?, "
+                             "updated_at = ?, claimed_by = NULL, claimed_until = NULL "
+                             "WHERE delivery_id = ? AND claimed_by = ?",
+                             (state, attempts, next_at, status, error, now, delivery_id, claim))])[0] == 1
+
+    def deliveries(self, owner: str, state: str | None, limit: int, after: str | None = None) -> list[dict[str, Any]]:
+        """Deliveries to the owner's endpoints and to the edX LMS, by id."""
+        where = ("LEFT JOIN webhook_endpoints e ON e.endpoint_id = d.endpoint_id "
+                 "WHERE (e.owner = ? OR d.channel = 'edx')")
+        params: tuple = (owner,)
+        if state is not None:
+            where, params = where + " AND d.state = ?", (*params, state)
+        if after is not None:
+            where, params = where + " AND d.delivery_id > ?", (*params, after)
+        return self._deliveries(where + " ORDER BY d.delivery_id", params, limit)
+
+    def delivery(self, delivery_id: str) -> dict[str, Any] | None:
+        found = self._deliveries("WHERE d.delivery_id = ?", (delivery_id,))
+        return found[0] if found else None
+
+    def retry_delivery(self, delivery_id: str, now: float) -> bool:
+        """A failed (or disabled) delivery back in the queue, its schedule started again."""
+        return self._write([("UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, updated_at = ?, "
+                             "claimed_by = NULL, claimed_until = NULL WHERE delivery_id = ? AND state IN ('failed', 'disabled')",
+                             (now, now, delivery_id))])[0] == 1
+
+    def prune_outbox(self, before: float) -> None:
+        """Events fanned out and deliveries finished before `before` (the retention period)."""
+        self._write([("DELETE FROM deliveries WHERE state IN ('delivered', 'failed', 'disabled') AND updated_at < ?", (before,)),
+                     ("DELETE FROM outbox WHERE dispatched_at IS NOT NULL AND dispatched_at < ?", (before,))])
+
+    # ---- webhook endpoints ----------------------------------------------------------------------
+    _ENDPOINT_KEYS = ("endpoint_id", "owner", "url", "events", "secret", "old_secret", "old_secret_until",
+                      "created_at", "disabled_at", "disabled_reason")
+
+    def _endpoints(self, where: str, params: tuple) -> list[dict[str, Any]]:
+        rows = self._read(f"SELECT {', '.join(self._ENDPOINT_KEYS)} FROM webhook_endpoints {where}", params)
+        return [dict(zip(self._ENDPOINT_KEYS, row)) for row in rows]
+
+    def add_endpoint(self, endpoint: dict[str, Any], max_per_owner: int) -> bool:
+        """False when the owner has `max_per_owner` already."""
+        keys = ("endpoint_id", "owner", "url", "events", "secret", "created_at")  # typed values only (PostgreSQL)
+        return self._write([(
+            f"INSERT INTO webhook_endpoints ({', '.join(keys)}) "
+            f"SELECT {_marks(keys)} WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE owner = ?) < ?",
+            (*(endpoint[k] for k in keys), endpoint["owner"], max_per_owner))])[0] == 1
+
+    def endpoints(self, owner: str) -> list[dict[str, Any]]:
+        return self._endpoints("WHERE owner = ? ORDER BY created_at, endpoint_id", (owner,))
+
+    def endpoint(self, endpoint_id: str) -> dict[str, Any] | None:
+        found = self._endpoints("WHERE endpoint_id = ?", (endpoint_id,))
+        return found[0] if found else None
+
+    def subscribed_endpoints(self, event_type: str) -> list[dict[str, Any]]:
+        return self._endpoints("WHERE disabled_at IS NULL AND (events = '*' OR events LIKE ?) ORDER BY endpoint_id",
+                               (f"%,{event_type},%",))
+
+    def delete_endpoint(self, endpoint_id: str, owner: str) -> bool:
+        return self._write([("DELETE FROM webhook_endpoints WHERE endpoint_id = ? AND owner = ?", (endpoint_id, owner)),
+                            ("UPDATE deliveries SET state = 'disabled', last_error = 'endpoint deleted' "
+                             "WHERE endpoint_id = ? AND state = 'pending'", (endpoint_id,))],
+                           require_first=True) is not None
+
+    def rotate_endpoint(self, endpoint_id: str, owner: str, secret: str, old_until: float) -> bool:
+        return self._write([("UPDATE webhook_endpoints SET old_secret = secret, old_secret_until = ?, secret = ? "
+                             "WHERE endpoint_id = ? AND owner = ?", (old_until, secret, endpoint_id, owner))])[0] == 1
+
+    def disable_endpoint(self, endpoint_id: str, reason: str, now: float) -> None:
+        """Gone (410): no more deliveries to it; its pending ones are disabled too."""
+        self._write([("UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ? "
+                      "WHERE endpoint_id = ? AND disabled_at IS NULL", (now, reason, endpoint_id)),
+                     ("UPDATE deliveries SET state = 'disabled', updated_at = ?, last_error = ? "
+                      "WHERE endpoint_id = ? AND state = 'pending' AND claimed_by IS NULL", (now, reason, endpoint_id))])
+
+    # ---- Open edX: exams and attempts -------------------------------------------------------
+    def put_edx_exam(self, exam_id: str, course_id: str, data: dict[str, Any], now: float, create: bool) -> bool:
+        """Create the exam, or update it (False when there is none to update)."""
+        if create:
+            self._write([("INSERT INTO edx_exams (exam_id, course_id, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                          (exam_id, course_id, json.dumps(data), now, now))])
+            return True
+        return self._write([("UPDATE edx_exams SET course_id = ?, data = ?, updated_at = ? WHERE exam_id = ?",
+                             (course_id, json.dumps(data), now, exam_id))])[0] == 1
+
+    def edx_exam(self, exam_id: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT exam_id, course_id, data FROM edx_exams WHERE exam_id = ?", (exam_id,))
+        return {"exam_id": rows[0][0], "course_id": rows[0][1], **json.loads(rows[0][2])} if rows else None
+
+    def create_edx_attempt(self, session_id: str, candidate_id: str, now: float, exam_id: str, user_id: str,
+                           lms_host: str, data: dict[str, Any]) -> None:
+        """A REGISTERED session and its attempt, in one transaction."""
+        self._write([("INSERT INTO sessions (session_id, candidate_id, started_at, last_seen_at, status) "
+                      "VALUES (?, ?, ?, ?, ?)", (session_id, candidate_id, now, now, SessionStatus.REGISTERED.value)),
+                     ("INSERT INTO edx_attempts (session_id, exam_id, user_id, lms_host, data) VALUES (?, ?, ?, ?, ?)",
+                      (session_id, exam_id, user_id, lms_host, json.dumps(data)))])
+
+    def edx_attempt(self, session_id: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT session_id, exam_id, user_id, lms_host, data FROM edx_attempts WHERE session_id = ?",
+                          (session_id,))
+        if not rows:
+            return None
+        sid, exam_id, user_id, lms_host, data = rows[0]
+        return {"session_id": sid, "exam_id": exam_id, "user_id": user_id, "lms_host": lms_host, **json.loads(data)}
+
+    def edx_sessions_of_user(self, user_id: str) -> list[str]:
+        return [r[0] for r in self._read("SELECT session_id FROM edx_attempts WHERE user_id = ? ORDER BY session_id",
+                                         (user_id,))]

@@ -44,6 +44,8 @@ def _pg(sql: str) -> str:
 
 
 class PostgresSessionStore(SessionStoreBase):
+    integrity_errors = (psycopg.IntegrityError,)
+
     def __init__(self, url: str, connect_timeout_s: float = 10):
         self.target = url
         self._connect_timeout_s = connect_timeout_s
@@ -92,6 +94,12 @@ class PostgresSessionStore(SessionStoreBase):
         the schema's CREATE TABLE IF NOT EXISTS."""
         if version < 4:
             conn.execute("ALTER TABLE evidence ADD COLUMN IF NOT EXISTS overlay TEXT")
+        if version < 5:
+            for column, ddl in (("peak_risk_score", "DOUBLE PRECISION"), ("review_outcome", "TEXT"),
+                                ("reviewed_at", "DOUBLE PRECISION")):
+                conn.execute(f"ALTER TABLE sessions ADD COLUMN IF NOT EXISTS {column} {ddl}")
+            conn.execute("UPDATE sessions SET peak_risk_score = (summary::json ->> 'peak_risk_score')::double precision "
+                         "WHERE summary IS NOT NULL AND peak_risk_score IS NULL")
 
     def _write(self, statements: list[tuple[str, tuple]], require_first: bool = False) -> list[int] | None:
         def work(conn: psycopg.Connection) -> list[int] | None:

@@ -9,6 +9,8 @@ from store.base import SCHEMA_VERSION, SessionStoreBase, resolve_path, schema
 
 
 class SqliteSessionStore(SessionStoreBase):
+    integrity_errors = (sqlite3.IntegrityError,)
+
     def __init__(self, path: str):
         self.path = resolve_path(path)
         self.target = str(self.path)
@@ -44,6 +46,15 @@ class SqliteSessionStore(SessionStoreBase):
         if version < 4 and "evidence" in tables:
             if "overlay" not in {r[1] for r in self._conn.execute("PRAGMA table_info(evidence)")}:
                 self._conn.execute("ALTER TABLE evidence ADD COLUMN overlay TEXT")
+        if version < 5 and "sessions" in tables:
+            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(sessions)")}
+            for column, ddl in (("peak_risk_score", "REAL"), ("review_outcome", "TEXT"), ("reviewed_at", "REAL")):
+                if column not in columns:
+                    self._conn.execute(f"ALTER TABLE sessions ADD COLUMN {column} {ddl}")
+            # the review queue's priority, for sessions ended before v5
+            self._conn.execute("UPDATE sessions SET peak_risk_score = json_extract(summary, '$.peak_risk_score') "
+                               "WHERE summary IS NOT NULL AND peak_risk_score IS NULL")
+        # v5's review, outbox, webhook and edX tables come with the schema script.
 
     def _write(self, statements: list[tuple[str, tuple]], require_first: bool = False) -> list[int] | None:
         with self._lock:

@@ -238,3 +238,135 @@ def test_postgres_password_stays_out_of_the_repr():
 
     assert redact_url("postgresql://proctor:s3cret@db:5432/proctor") == "postgresql://proctor:***@db:5432/proctor"
     assert redact_url("postgresql://proctor@db/proctor") == "postgresql://proctor@db/proctor"
+
+
+# ---- v5: reviews, the outbox, webhook endpoints, edX attempts (both backends) ---------------------
+def _ended(store, sid: str, peak: float, candidate: str = "c") -> None:
+    from outbox.events import session_ended
+
+    store.create(sid, candidate, 100.0)
+    assert store.transition(sid, OPEN, ENDING, 101.0)
+    summary = {"verdict": "SUSPICIOUS", "peak_risk_score": peak}
+    assert store.finish(sid, ENDED, 102.0, summary, [], outbox=[session_ended(sid, candidate, summary)])
+
+
+def test_review_actions_queue_and_deletion(location):
+    from outbox.events import review_completed, session_deleted
+
+    store, other = open_store(location), open_store(location)
+    store.create("open", "c", 100.0)
+    assert store.add_review_action("open", 1.0, "r", "outcome", {"outcome": "CLEAN"}, outcome="CLEAN") is False
+    assert store.add_review_action("missing", 1.0, "r", "event_reviewed", {"event_id": "e"}) is False
+    for sid, peak in (("a", 20.0), ("b", 90.0), ("c", 55.0), ("d", 90.0)):
+        _ended(store, sid, peak)
+    queue = [r["session_id"] for r in store.review_queue(False, 10)]
+    assert queue == ["b", "d", "c", "a"]  # highest peak first, then by id
+    page = store.review_queue(False, 2)
+    assert [r["session_id"] for r in store.review_queue(False, 2, (page[-1]["peak_risk_score"], page[-1]["session_id"]))] == ["c", "a"]
+    # two reviewers appending at once each get a sequence number; the outcome takes b out of the queue
+    assert store.add_review_action("b", 200.0, "alice", "event_reviewed", {"event_id": "e1", "decision": "confirmed"})
+    assert other.add_review_action("b", 201.0, "bob", "event_reviewed", {"event_id": "e1", "decision": "dismissed"})
+    event = review_completed("b", "c", "SUSPICIOUS", {"status": "completed", "outcome": "CHEATING", "comment": None,
+                                                      "reviewer": "alice", "reviewed_at": 202.0})
+    assert store.add_review_action("b", 202.0, "alice", "outcome", {"outcome": "CHEATING"}, outcome="CHEATING",
+                                   outbox=[event])
+    assert [(a["seq"], a["reviewer"], a["action"]) for a in other.review_actions("b")] == [
+        (1, "alice", "event_reviewed"), (2, "bob", "event_reviewed"), (3, "alice", "outcome")]
+    assert [r["session_id"] for r in store.review_queue(False, 10)] == ["d", "c", "a"]
+    done = store.review_queue(True, 10)
+    assert [(r["session_id"], r["review_outcome"], r["reviewed_at"]) for r in done] == [("b", "CHEATING", 202.0)]
+    events = store.undispatched(100)
+    assert [e.type for e in events] == ["session.ended"] * 4 + ["review.completed"]
+    assert events[-1].data["final_verdict"] == "CHEATING" and events[-1].message_id == event.message_id
+    # deleting the session deletes its review, and says so in the outbox (same transaction)
+    assert store.delete("b", outbox=[session_deleted("b", "c", "on request")])
+    assert store.review_actions("b") == [] and store.review_queue(True, 10) == []
+    assert store.undispatched(100)[-1].type == "session.deleted"
+    assert store.delete("b", outbox=[session_deleted("b", "c", "again")]) is False  # nothing to delete, no event
+    assert [e.type for e in store.undispatched(100)].count("session.deleted") == 1
+
+
+def test_deliveries_are_claimed_by_one_deliverer_until_the_claim_expires(location):
+    from outbox.events import session_started
+
+    a, b = open_store(location), open_store(location)
+    event = session_started("s1", "c", 100.0)
+    a.create("s1", "c", 100.0, outbox=[event])
+    assert [e.message_id for e in b.undispatched(10)] == [event.message_id]
+    delivery = {"delivery_id": "dl_1", "event_type": event.type, "channel": "webhook", "endpoint_id": "ep_1",
+                "url": "https://example.com/h", "body": "{}"}
+    a.dispatch(event.message_id, [delivery], 100.0)
+    b.dispatch(event.message_id, [delivery], 100.0)  # a re-run fan-out adds nothing twice
+    assert a.undispatched(10) == [] and len(a._deliveries("", ())) == 1
+    assert [d["delivery_id"] for d in a.claim_deliveries("A", 101.0, 120.0, 10)] == ["dl_1"]
+    assert b.claim_deliveries("B", 110.0, 130.0, 10) == []  # A's claim holds
+    assert [d["delivery_id"] for d in b.claim_deliveries("B", 121.0, 140.0, 10)] == ["dl_1"]  # A died: expired
+    assert a.settle_delivery("dl_1", "A", "delivered", 1, 121.0, 200, None, 121.0) is False  # A's claim is gone
+    assert b.settle_delivery("dl_1", "B", "failed", 10, 122.0, 500, "HTTP 500", 122.0) is True
+    assert a.retry_delivery("dl_1", 130.0) and a.delivery("dl_1")["state"] == "pending"
+    assert a.delivery("dl_1")["attempts"] == 0 and a.retry_delivery("dl_1", 131.0) is False  # pending already
+
+
+def test_webhook_endpoints_per_owner(location):
+    store = open_store(location)
+    row = {"endpoint_id": "ep_1", "owner": "key_a", "url": "https://example.com/h", "events": "*",
+           "secret": "whsec_x", "created_at": 1.0}
+    assert store.add_endpoint(row, max_per_owner=1) is True
+    assert store.add_endpoint({**row, "endpoint_id": "ep_2"}, max_per_owner=1) is False  # the owner's limit
+    assert store.add_endpoint({**row, "endpoint_id": "ep_3", "owner": "key_b", "events": ",session.ended,"}, 1)
+    assert [e["endpoint_id"] for e in store.subscribed_endpoints("session.ended")] == ["ep_1", "ep_3"]
+    assert [e["endpoint_id"] for e in store.subscribed_endpoints("session.started")] == ["ep_1"]
+    assert store.rotate_endpoint("ep_1", "key_b", "whsec_y", 99.0) is False  # not key_b's
+    assert store.rotate_endpoint("ep_1", "key_a", "whsec_y", 99.0) is True
+    assert (store.endpoint("ep_1")["secret"], store.endpoint("ep_1")["old_secret"]) == ("whsec_y", "whsec_x")
+    store.disable_endpoint("ep_1", "410", 5.0)
+    assert [e["endpoint_id"] for e in store.subscribed_endpoints("session.started")] == []
+    assert store.delete_endpoint("ep_1", "key_b") is False and store.delete_endpoint("ep_1", "key_a") is True
+
+
+def test_edx_attempts_are_registered_sessions(location):
+    store = open_store(location)
+    assert store.put_edx_exam("x1", "course-v1:a+b+c", {"name": "Final"}, 1.0, create=True)
+    assert store.put_edx_exam("x1", "course-v1:a+b+c", {"name": "Final 2"}, 2.0, create=False)
+    assert store.put_edx_exam("nope", "c", {}, 2.0, create=False) is False
+    assert store.edx_exam("x1")["name"] == "Final 2"
+    store.create_edx_attempt("s1", "edx:u1", 10.0, "x1", "u1", "https://lms", {"time_limit_mins": 60})
+    assert store.get("s1")["status"] is SessionStatus.REGISTERED and store.open_session_count() == 0
+    assert store.edx_attempt("s1")["time_limit_mins"] == 60 and store.edx_sessions_of_user("u1") == ["s1"]
+    assert store.transition("s1", OPEN, ENDING, 11.0) is False  # not open yet
+    assert store.open_registered("s1", 20.0) is True and store.open_registered("s1", 21.0) is False
+    assert store.get("s1")["status"] is OPEN and store.get("s1")["started_at"] == 20.0  # its clock starts now
+    assert store.delete("s1") and store.edx_attempt("s1") is None
+
+
+def test_a_v4_store_gets_the_review_columns_filled_from_its_summaries(location):
+    """Sessions ended before v5 enter the review queue by their stored peak score."""
+    v4_sessions = ("CREATE TABLE sessions (session_id TEXT PRIMARY KEY, candidate_id TEXT NOT NULL, started_at {real} "
+                   "NOT NULL, status TEXT NOT NULL DEFAULT 'open', ending_since {real}, last_seen_at {real}, "
+                   "clock_offset {real}, ended_at {real}, verdict TEXT, summary TEXT)")
+    rows = [("old-high", "ended", json.dumps({"verdict": "CHEATING", "peak_risk_score": 88})),
+            ("old-low", "abandoned", json.dumps({"verdict": "CLEAN", "peak_risk_score": 3})),
+            ("old-open", "open", None)]
+    if location.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as conn:
+            conn.execute(v4_sessions.format(real="DOUBLE PRECISION"))
+            for sid, status, summary in rows:
+                conn.execute("INSERT INTO sessions (session_id, candidate_id, started_at, status, ended_at, summary) "
+                             "VALUES (%s, 'c', 1.0, %s, 2.0, %s)", (sid, status, summary))
+            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            conn.execute("INSERT INTO schema_version VALUES (4)")
+    else:
+        conn = sqlite3.connect(location)
+        conn.execute(v4_sessions.format(real="REAL"))
+        conn.executemany("INSERT INTO sessions (session_id, candidate_id, started_at, status, ended_at, summary) "
+                         "VALUES (?, 'c', 1.0, ?, 2.0, ?)", rows)
+        conn.execute("PRAGMA user_version = 4")
+        conn.commit()
+        conn.close()
+    store = open_store(location)
+    assert [(r["session_id"], r["peak_risk_score"]) for r in store.review_queue(False, 10)] == [
+        ("old-high", 88.0), ("old-low", 3.0)]
+    assert store.add_review_action("old-low", 5.0, "r", "outcome", {"outcome": "CLEAN"}, outcome="CLEAN")
+    assert store.get("old-open")["status"] is OPEN
