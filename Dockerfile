@@ -78,8 +78,11 @@ COPY api/ api/
 COPY auth/ auth/
 COPY deployments/ deployments/
 COPY devtools/ devtools/
+COPY edx/ edx/
+COPY outbox/ outbox/
 COPY pipeline/ pipeline/
 COPY report/ report/
+COPY reviews/ reviews/
 COPY risk/ risk/
 COPY sessions/ sessions/
 COPY store/ store/

@@ -100,3 +100,11 @@ class ModelTimeout(ProctorError):
     """A model stage did not answer within the deadline."""
 
     retry_after_s = 2.0
+
+
+class SessionStillOpen(ProctorError):
+    """The session has not ended yet, and this (a review) needs it ended."""
+
+
+class Conflict(ProctorError):
+    """The request clashes with what is stored (a limit reached, a state that forbids it)."""

@@ -24,6 +24,9 @@ CONFIG_PATH = PROJECT_ROOT / "config" / "serve.yaml"
 API_KEYS_ENV = "PROCTOR_API_KEYS"  # comma-separated integrator keys, added to auth.api_keys
 TOKEN_SECRET_ENV = "PROCTOR_TOKEN_SECRET"  # overrides auth.token_secret
 STORE_URL_ENV = "PROCTOR_STORE_URL"  # overrides ingress.store_url (a database URL may hold a password)
+REVIEWER_KEYS_ENV = "PROCTOR_REVIEWER_KEYS"  # comma-separated reviewer keys, added to auth.reviewer_keys
+EDX_CLIENT_SECRET_ENV = "PROCTOR_EDX_CLIENT_SECRET"  # overrides edx.client_secret
+EDX_LMS_CLIENT_SECRET_ENV = "PROCTOR_EDX_LMS_CLIENT_SECRET"  # overrides edx.lms_client_secret
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 EVENT_TYPES = (
@@ -114,6 +117,17 @@ class IngressConfig(StrictModel):
             raise ValueError("store_url must be a postgresql:// URL (or null for SQLite at store_path)")
         return url
 
+    public_url: str | None = Field(None, description=(
+        "The base URL clients reach this service at (https://proctor.example.com), for the links in webhook "
+        "payloads and edX answers; null: those links are paths (/sessions/{id}/report.html)."))
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and url_scheme(url) not in ("http", "https"):
+            raise ValueError("public_url must be an http(s):// URL (or null)")
+        return None if url is None else url.rstrip("/")
+
     def store_location(self) -> str:
         """Where the session store is: store_url, else the SQLite store_path."""
         return self.store_url or self.store_path
@@ -131,6 +145,70 @@ class AuthConfig(StrictModel):
         "and kept in the session store, shared by every replica."))
     token_ttl_s: float = Field(4 * 3600, gt=0, description="Session tokens expire this many seconds after start.")
     min_key_length: int = Field(16, ge=8, description="Shorter API keys are refused when the service starts.")
+    reviewer_keys: list[str] = Field(default_factory=list, description=(
+        f"Reviewer API keys (the `reviewer` scope); ${REVIEWER_KEYS_ENV} (comma-separated) adds more. A reviewer "
+        "reads reports and evidence and reviews ended sessions (GET /reviews and the review calls), nothing else. "
+        "Integrator keys pass wherever a reviewer key does."))
+
+
+# ---- webhooks --------------------------------------------------------------------------------
+class WebhooksConfig(StrictModel):
+    """Signed webhooks (Standard Webhooks v1) and the durable outbox that delivers them and the edX
+    review results: one deliverer per application, by a lease in the store."""
+
+    enabled: bool = Field(True, description=(
+        "The deliverer runs (in one ingress replica at a time, by a lease). false: events still go to the outbox, "
+        "undelivered until it is on again."))
+    allow_loopback: bool = Field(False, description=(
+        "Tests only: webhook and edX callback targets may be loopback addresses, over http too. Otherwise only "
+        "https to public addresses (no private, loopback, link-local, metadata or reserved ones)."))
+    timeout_s: float = Field(15.0, gt=0, le=60, description=(
+        "A delivery not answered within this many seconds (connect, send and response together) has failed."))
+    retry_schedule_s: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0],
+        min_length=1, description=(
+            "Seconds to wait after the 1st, 2nd, ... failed attempt (the first goes at once): the Standard Webhooks "
+            "schedule, ~75 h in all. After the last, the delivery is failed (listed, retriable)."))
+    jitter: float = Field(0.1, ge=0, le=0.5, description="Each wait is scaled by a random factor in 1 +/- this.")
+    max_retry_after_s: float = Field(86400.0, gt=0, description=(
+        "A receiver's Retry-After (on 429, 502, 503, 504) is honoured up to this many seconds."))
+    rotation_overlap_s: float = Field(86400.0, ge=0, description=(
+        "After POST /webhooks/{id}/rotate, the old secret also signs (a second v1 signature) for this long."))
+    poll_interval_s: float = Field(1.0, gt=0, description="How often the deliverer looks for new events and due deliveries.")
+    max_concurrent: int = Field(8, ge=1, description="Deliveries in flight at once.")
+    max_endpoints_per_key: int = Field(20, ge=1, description="Endpoints one API key may register.")
+
+
+# ---- Open edX --------------------------------------------------------------------------------
+class EdxConfig(StrictModel):
+    """Proctor as an Open edX REST proctoring provider (what edx-proctoring's `BaseRestProctoringProvider`
+    calls), served under /edx."""
+
+    enabled: bool = Field(False, description="Serve the edX provider API under /edx.")
+    client_id: str | None = Field(None, description=(
+        "The client id the LMS is configured with (PROCTORING_BACKENDS[<backend>]['client_id'])."))
+    client_secret: str | None = Field(None, description=(
+        f"Its client secret (as long as an API key at least); ${EDX_CLIENT_SECRET_ENV} overrides it: put it there, "
+        "not in this file."))
+    token_ttl_s: float = Field(3600.0, gt=0, description="Lifetime of the JWTs /edx/oauth2/access_token issues.")
+    lms_url: str | None = Field(None, description=(
+        "The LMS's base URL (https://lms.example.com): attempts must name it as lms_host, and review results go to its "
+        "/api/edx_proctoring/v1/proctored_exam/attempt/{id}/reviewed with a token from its /oauth2/access_token."))
+    lms_client_id: str | None = Field(None, description="Proctor's OAuth application at the LMS (client credentials).")
+    lms_client_secret: str | None = Field(None, description=f"Its secret; ${EDX_LMS_CLIENT_SECRET_ENV} overrides it.")
+    result_on_end: bool = Field(True, description=(
+        "Send the automatic result when an attempt ends (passed, or suspicious: edX then holds it for a second "
+        "review); false: only a human review's result is sent. A completed review is always sent."))
+    capture_url: str | None = Field(None, description=(
+        "The page that streams the learner's webcam: download_url in the attempt's answers, with session_id and a "
+        "session token in its query; null: no download_url."))
+
+    @field_validator("lms_url", "capture_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and url_scheme(url) not in ("http", "https"):
+            raise ValueError("must be an http(s):// URL (or null)")
+        return None if url is None else url.rstrip("/")
 
 
 # ---- face and gaze ---------------------------------------------------------------------------
@@ -341,6 +419,9 @@ class AppConfig(StrictModel):
     detector_gate: DetectorGateConfig = Field(default_factory=DetectorGateConfig, description=(
         "When the ingress runs YOLO on a frame (change-gated detection)."))
     risk: RiskConfig = Field(default_factory=RiskConfig, description="The risk engine.")
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig, description=(
+        "Signed webhooks and the outbox that delivers them."))
+    edx: EdxConfig = Field(default_factory=EdxConfig, description="The Open edX REST proctoring provider API.")
 
 
 def resolve_environment(cfg: AppConfig, environ: Mapping[str, str] | None = None) -> AppConfig:
@@ -352,17 +433,34 @@ def resolve_environment(cfg: AppConfig, environ: Mapping[str, str] | None = None
     ValueError naming the variable for a key that is too short or a URL that is not PostgreSQL."""
     env = os.environ if environ is None else environ
     keys = list(cfg.auth.api_keys) + [k.strip() for k in env.get(API_KEYS_ENV, "").split(",") if k.strip()]
-    short = [k for k in keys if len(k) < cfg.auth.min_key_length]
-    if short:
-        raise ValueError(f"{len(short)} API key(s) shorter than {cfg.auth.min_key_length} characters "
-                         f"(auth.api_keys, ${API_KEYS_ENV})")
+    reviewer_keys = list(cfg.auth.reviewer_keys) + [k.strip() for k in env.get(REVIEWER_KEYS_ENV, "").split(",")
+                                                    if k.strip()]
+    for found, where in ((keys, f"auth.api_keys, ${API_KEYS_ENV}"),
+                         (reviewer_keys, f"auth.reviewer_keys, ${REVIEWER_KEYS_ENV}")):
+        short = [k for k in found if len(k) < cfg.auth.min_key_length]
+        if short:
+            raise ValueError(f"{len(short)} API key(s) shorter than {cfg.auth.min_key_length} characters ({where})")
+    if reviewer_keys and not keys:
+        raise ValueError(f"reviewer keys need integrator keys (auth.api_keys, ${API_KEYS_ENV}): without them auth is off")
     store_url = env.get(STORE_URL_ENV, "").strip() or None
     if store_url is not None and url_scheme(store_url) not in POSTGRES_SCHEMES:
         raise ValueError(f"${STORE_URL_ENV} must be a postgresql:// URL")
-    auth = cfg.auth.model_copy(update={"api_keys": keys,
+    auth = cfg.auth.model_copy(update={"api_keys": keys, "reviewer_keys": reviewer_keys,
                                        "token_secret": env.get(TOKEN_SECRET_ENV, "").strip() or cfg.auth.token_secret})
     ingress = cfg.ingress.model_copy(update={"store_url": store_url or cfg.ingress.store_url})
-    return cfg.model_copy(update={"auth": auth, "ingress": ingress})
+    edx = cfg.edx.model_copy(update={
+        "client_secret": env.get(EDX_CLIENT_SECRET_ENV, "").strip() or cfg.edx.client_secret,
+        "lms_client_secret": env.get(EDX_LMS_CLIENT_SECRET_ENV, "").strip() or cfg.edx.lms_client_secret})
+    if edx.enabled:
+        missing = [f"edx.{name}" for name in ("client_id", "client_secret", "lms_url", "lms_client_id",
+                                              "lms_client_secret") if not getattr(edx, name)]
+        if missing:
+            raise ValueError(f"edx.enabled needs {', '.join(missing)} (the secrets may come from "
+                             f"${EDX_CLIENT_SECRET_ENV} and ${EDX_LMS_CLIENT_SECRET_ENV})")
+        if len(edx.client_secret) < cfg.auth.min_key_length:
+            raise ValueError(f"edx.client_secret is shorter than {cfg.auth.min_key_length} characters "
+                             f"(${EDX_CLIENT_SECRET_ENV})")
+    return cfg.model_copy(update={"auth": auth, "ingress": ingress, "edx": edx})
 
 
 # ---- reading config/serve.yaml ---------------------------------------------------------------

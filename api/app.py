@@ -5,7 +5,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import BodySizeLimit
-from api.routes import demo, frames, reports, sessions
+from api.routes import demo, frames, reports, reviews, sessions, webhooks
 from api.services import Services
 
 DESCRIPTION = ("AI proctoring: per-frame face, gaze and object analysis with a live risk score. "
@@ -20,6 +20,10 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.add_middleware(BodySizeLimit, max_bytes=services.config.ingress.max_body_bytes)
     install_error_handlers(app)
-    for module in (sessions, frames, reports, demo):
+    for module in (sessions, frames, reports, reviews, webhooks, demo):
         app.include_router(module.router)
+    if services.edx is not None:
+        from api.routes.edx import create_edx_app
+
+        app.mount("/edx", create_edx_app(services))  # edX's contract, with its own /edx/openapi.json
     return app

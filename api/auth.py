@@ -8,6 +8,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.services import services_of
+from auth.tokens import Caller
 
 bearer_scheme = HTTPBearer(auto_error=False, description="an integrator API key, or a session token for frames")
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="an integrator API key")
@@ -26,5 +27,10 @@ def frame_credential(session_token: str | None = Security(session_token_scheme),
     return session_token or credential
 
 
-def require_integrator(request: Request, credential: str | None = Depends(presented)) -> None:
-    services_of(request).access.require_integrator(credential)
+def require_integrator(request: Request, credential: str | None = Depends(presented)) -> Caller:
+    return services_of(request).access.require_integrator(credential)
+
+
+def require_reviewer(request: Request, credential: str | None = Depends(presented)) -> Caller:
+    """The `reviewer` scope: a reviewer key or an integrator key."""
+    return services_of(request).access.require_reviewer(credential)

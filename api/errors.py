@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from errors import (FrameError, FrameProblem, Forbidden, InvalidRequest, ModelTimeout, NotFound, ProctorError,
-                    RateLimited, Saturated, SessionClosed, SessionUnavailable, TooManySessions, Unauthenticated)
+from errors import (Conflict, FrameError, FrameProblem, Forbidden, InvalidRequest, ModelTimeout, NotFound, ProctorError,
+                    RateLimited, Saturated, SessionClosed, SessionStillOpen, SessionUnavailable, TooManySessions,
+                    Unauthenticated)
 
 STATUS: dict[type[ProctorError], int] = {
     InvalidRequest: 422,
@@ -20,6 +21,8 @@ STATUS: dict[type[ProctorError], int] = {
     Forbidden: 403,
     NotFound: 404,
     SessionClosed: 409,
+    SessionStillOpen: 409,
+    Conflict: 409,
     RateLimited: 429,
     TooManySessions: 503,
     SessionUnavailable: 503,
@@ -82,9 +85,9 @@ def stream_error(error: ProctorError) -> dict[str, Any]:
 MEANING = {
     400: "malformed body (not JSON) or frame (not base64, empty)",
     401: "no, a wrong or an expired API key or session token",
-    403: "another session's token",
-    404: "unknown session or event",
-    409: "the session has ended, or is being ended",
+    403: "another session's token, or a reviewer key where an integrator key is needed",
+    404: "unknown session, event, webhook endpoint or delivery",
+    409: "the session has ended or is being ended; or (reviews) has not ended yet; or a limit or state forbids it",
     413: "body, frame or pixel count over its limit",
     422: "invalid field, or not a JPEG/PNG/WebP image, or corrupt image data",
     429: "over the per-session frame rate (Retry-After)",

@@ -11,6 +11,14 @@ from pydantic import BaseModel, Field
 Gaze = Literal["center", "left", "right", "up", "down", "unknown"]
 Verdict = Literal["CLEAN", "SUSPICIOUS", "CHEATING"]
 Severity = Literal["low", "medium", "high"]
+Status = Literal["registered", "open", "ending", "ended", "abandoned", "error"]
+AddedType = Literal["FACE_MISSING", "MULTIPLE_FACES", "EXTRA_PERSON", "LOOKING_AWAY", "HEAD_TURNED", "PHONE_DETECTED",
+                    "BOOK_DETECTED", "DEVICE_DETECTED", "TALKING", "EYES_CLOSED", "LOW_QUALITY", "OTHER"]
+WebhookEvent = Literal["session.started", "session.ended", "review.completed", "session.deleted"]
+DeliveryState = Literal["pending", "delivered", "failed", "disabled"]
+NO_NUL = r"^[^\x00]*$"  # free text: anything but NUL (which PostgreSQL's text cannot hold)
+REVIEWER = r"^[^\x00-\x1f]+$"
+MAX_OFFSET_S = 7 * 86400.0
 
 
 # ---- requests --------------------------------------------------------------------------------
@@ -162,7 +170,7 @@ class EndSessionResponse(BaseModel):
     verdict: Verdict
     total_violations: int = Field(description="events of scoring types (LOW_QUALITY is recorded, not scored)")
     duration_seconds: float
-    status: Literal["ended", "abandoned"] = Field(description="abandoned when the session went idle")
+    status: Literal["ended", "abandoned", "error"] = Field(description="abandoned when the session went idle")
     peak_risk_score: int
     verdict_reasons: list[str]
     frames: int
@@ -178,7 +186,9 @@ class SessionHeader(BaseModel):
 
     session_id: UUID
     candidate_id: str
-    status: Literal["open", "ending", "ended", "abandoned"]
+    status: Status = Field(description=(
+        "registered (created ahead by an exam platform; opened later), open, ending, ended, abandoned (idle), "
+        "error (the exam platform reported an error)"))
     started_at: float
     ended_at: float | None
     verdict: Verdict | None
@@ -206,12 +216,51 @@ class SessionState(SessionHeader):
     unusable_frames: int = 0
     calibration: Calibration | None = None
     events: list[EventOut] = Field(default_factory=list)
+    review: Review | None = Field(None, description="ended sessions: the human review")
+    final_verdict: Verdict | None = Field(None, description="ended sessions: the review's outcome if any, else `verdict`")
+
+
+class EventReview(BaseModel):
+    """A reviewer's latest decision on an automatic event."""
+
+    decision: Literal["confirmed", "dismissed"]
+    note: str | None
+    reviewer: str
+    reviewed_at: float
+
+
+class ReviewAction(BaseModel):
+    """One entry of a review's history: every action, in order, never rewritten."""
+
+    at: float
+    reviewer: str
+    action: Literal["event_reviewed", "event_added", "outcome"]
+    event_id: str | None = None
+    decision: Literal["confirmed", "dismissed"] | None = None
+    note: str | None = None
+    outcome: Verdict | None = None
+    comment: str | None = None
+
+
+class Review(BaseModel):
+    """The human review: pending until a reviewer gives the session an outcome (which a re-review
+    may change; the history keeps every action). The automatic verdict never changes."""
+
+    status: Literal["pending", "completed"]
+    outcome: Verdict | None
+    comment: str | None
+    reviewer: str | None = Field(description="who gave the outcome: the name they gave, or their key's fingerprint")
+    reviewed_at: float | None
+    history: list[ReviewAction]
 
 
 class ReportEvent(EventOut):
     start_offset_s: float = Field(description="seconds from the session's start")
     end_offset_s: float | None
     evidence_url: str | None = Field(description="the evidence frame (its strongest signal, boxes drawn)")
+    source: Literal["auto", "reviewer"] = Field("auto", description="found by the models, or added by a reviewer")
+    note: str | None = Field(None, description="a reviewer-added event's description")
+    review: EventReview | None = Field(None, description="a reviewer's decision on it; null: none yet")
 
 
 class TimelinePoint(BaseModel):
@@ -235,6 +284,8 @@ class Report(SessionHeader):
     calibration: Calibration | None
     events: list[ReportEvent]
     timeline: list[TimelinePoint]
+    review: Review
+    final_verdict: Verdict | None = Field(description="the review's outcome when there is one, else `verdict`")
 
 
 class DeleteResponse(BaseModel):
@@ -244,3 +295,108 @@ class DeleteResponse(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+# ---- human review ----------------------------------------------------------------------------
+class ReviewerName(BaseModel):
+    reviewer: str | None = Field(None, min_length=1, max_length=128, pattern=REVIEWER, description=(
+        "who reviews (a name or an email: an LMS user's email is sent to edX as reviewed_by); "
+        "absent: the key's fingerprint"))
+
+
+class EventReviewRequest(ReviewerName):
+    decision: Literal["confirmed", "dismissed"]
+    note: str | None = Field(None, max_length=2000, pattern=NO_NUL)
+
+
+class AddEventRequest(ReviewerName):
+    type: AddedType = Field(description="an event type the models know, or OTHER")
+    start_offset_s: float = Field(ge=0, le=MAX_OFFSET_S, description="seconds from the session's start")
+    end_offset_s: float | None = Field(None, ge=0, le=MAX_OFFSET_S, description="absent: a moment")
+    note: str = Field(min_length=1, max_length=2000, pattern=NO_NUL, description="what the reviewer saw")
+
+
+class SessionReviewRequest(ReviewerName):
+    outcome: Verdict
+    comment: str | None = Field(None, max_length=2000, pattern=NO_NUL)
+
+
+class SessionReviewResponse(BaseModel):
+    session_id: UUID
+    verdict: Verdict | None = Field(description="the automatic verdict (never changed by a review)")
+    final_verdict: Verdict | None
+    review: Review
+
+
+class ReviewQueueItem(BaseModel):
+    session_id: UUID
+    candidate_id: str
+    status: Status
+    started_at: float
+    ended_at: float | None
+    verdict: Verdict | None
+    peak_risk_score: float = Field(description="the queue's priority: highest first")
+    review_outcome: Verdict | None
+    reviewed_at: float | None
+
+
+class ReviewQueue(BaseModel):
+    items: list[ReviewQueueItem]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: the last page")
+
+
+# ---- webhooks --------------------------------------------------------------------------------
+class WebhookCreateRequest(BaseModel):
+    url: str = Field(min_length=8, max_length=2048, pattern=r"^https?://[^\x00-\x20]+$", description=(
+        "https:// to a public address (SECURITY.md: the SSRF guard)"))
+    events: list[WebhookEvent] | None = Field(None, min_length=1, description="absent: every event type")
+
+
+class WebhookEndpoint(BaseModel):
+    id: str
+    url: str
+    events: list[WebhookEvent]
+    created_at: float
+    disabled: bool = Field(description="true after the receiver answered 410 Gone: no more deliveries")
+    disabled_reason: str | None
+    previous_secret_expires_at: float | None = Field(description="while a rotation overlaps: both secrets sign until then")
+
+
+class WebhookCreated(WebhookEndpoint):
+    secret: str = Field(description="whsec_...: shown once, here; verify deliveries with it (Standard Webhooks v1)")
+
+
+class WebhookList(BaseModel):
+    endpoints: list[WebhookEndpoint]
+
+
+class WebhookRotated(BaseModel):
+    id: str
+    secret: str = Field(description="the new secret, shown once")
+    previous_secret_expires_at: float = Field(description="the old secret also signs until then")
+
+
+class WebhookDeleted(BaseModel):
+    id: str
+    deleted: bool
+
+
+class Delivery(BaseModel):
+    id: str
+    message_id: str = Field(description="the webhook-id header: the same on every attempt")
+    event_type: WebhookEvent
+    channel: Literal["webhook", "edx"]
+    endpoint_id: str | None
+    url: str
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: float | None
+    last_status: int | None
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[Delivery]
+    next_cursor: str | None

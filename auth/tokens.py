@@ -3,6 +3,8 @@
 - Integrators (the interview platform) hold API keys: several may be valid at once, for rotation.
   Keys come from `auth.api_keys` in config/serve.yaml and/or the PROCTOR_API_KEYS environment
   variable (comma-separated; `settings.resolve_environment`). Compared in constant time.
+- Reviewers hold reviewer keys (`auth.reviewer_keys`, PROCTOR_REVIEWER_KEYS): the `reviewer` scope
+  reads reports and evidence and reviews ended sessions, nothing else. Integrator keys pass too.
 - `/start-session` returns a session token for the candidate's browser: HMAC-SHA256-signed,
   expiring, naming exactly one session. It opens `/analyze-frame` for that session and nothing else.
 - `AccessPolicy` decides who may call what; `api/auth.py` applies it as FastAPI dependencies.
@@ -29,6 +31,22 @@ def key_matches(presented: str | None, keys: list[str]) -> bool:
     for key in keys:
         result |= hmac.compare_digest(presented_bytes, key.encode())
     return result
+
+
+def key_fingerprint(key: str) -> str:
+    """A key's stable, non-secret name (who registered a webhook, who reviewed): a hash prefix."""
+    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who called: their scope and their key's fingerprint ("anonymous" with auth off)."""
+
+    scope: str  # integrator | reviewer
+    key_id: str
+
+
+ANONYMOUS = Caller("integrator", "anonymous")
 
 
 def new_secret() -> str:
@@ -84,8 +102,10 @@ class AccessPolicy:
     """Who may call what. Integrator calls need an API key; frame calls take the key or the session
     token of that very session. With no keys configured, auth is off (the service warns loudly)."""
 
-    def __init__(self, api_keys: list[str], token_secret: str, token_ttl_s: float):
+    def __init__(self, api_keys: list[str], token_secret: str, token_ttl_s: float,
+                 reviewer_keys: list[str] | tuple[str, ...] = ()):
         self.api_keys = list(api_keys)
+        self.reviewer_keys = list(reviewer_keys)
         self.token_secret = token_secret
         self.token_ttl_s = token_ttl_s
 
@@ -93,13 +113,27 @@ class AccessPolicy:
     def enabled(self) -> bool:
         return bool(self.api_keys)
 
-    def require_integrator(self, presented: str | None) -> None:
+    def require_integrator(self, presented: str | None) -> Caller:
         if not self.enabled:
-            return
+            return ANONYMOUS
         if not presented:
             raise Unauthenticated("missing API key: send Authorization: Bearer <key> or X-API-Key")
         if not key_matches(presented, self.api_keys):
+            if key_matches(presented, self.reviewer_keys):
+                raise Forbidden("a reviewer key cannot make this call: it needs an integrator key")
             raise Unauthenticated("invalid API key")
+        return Caller("integrator", key_fingerprint(presented))
+
+    def require_reviewer(self, presented: str | None) -> Caller:
+        """A reviewer key, or an integrator key (which may do all a reviewer does)."""
+        if not self.enabled:
+            return ANONYMOUS
+        if not presented:
+            raise Unauthenticated("missing API key: send Authorization: Bearer <key> or X-API-Key")
+        integrator, reviewer = key_matches(presented, self.api_keys), key_matches(presented, self.reviewer_keys)
+        if not (integrator or reviewer):
+            raise Unauthenticated("invalid API key")
+        return Caller("integrator" if integrator else "reviewer", key_fingerprint(presented))
 
     def require_frame_access(self, session_id: str, presented: str | None, now: float | None = None) -> None:
         """The integrator's API key, or the (unexpired) session token of this very session."""

@@ -17,9 +17,12 @@ from api.services import Services
 from auth.limits import FrameRateLimiter
 from auth.tokens import AccessPolicy, new_secret
 from observability import ProctorMetrics
+from outbox.deliverer import Deliverer
+from outbox.webhooks import WebhookChannel, WebhookRegistry
 from pipeline.frame import FramePipeline
 from pipeline.gate import DetectorGate
 from pipeline.models import ModelStages
+from reviews.service import ReviewService
 from sessions.directory import SessionDirectory
 from sessions.reaper import SessionReaper
 from sessions.service import SessionService
@@ -69,8 +72,8 @@ class Ingress:
         cfg = resolve_environment(config)  # $PROCTOR_* on the node this replica runs on
         store = open_store(cfg.ingress.store_location())
         # Every replica must sign with the same secret: the configured one, else one kept in the store.
-        access = AccessPolicy(cfg.auth.api_keys, cfg.auth.token_secret or store.setting("token_secret", new_secret()),
-                              cfg.auth.token_ttl_s)
+        token_secret = cfg.auth.token_secret or store.setting("token_secret", new_secret())
+        access = AccessPolicy(cfg.auth.api_keys, token_secret, cfg.auth.token_ttl_s, cfg.auth.reviewer_keys)
         if not access.enabled:
             logger.warning(AUTH_OFF_WARNING)
         metrics = ProctorMetrics()
@@ -83,19 +86,36 @@ class Ingress:
         frames = FramePipeline(cfg.ingress, access, sessions,
                                ModelStages(face_gaze, object_detector, cfg.ingress.model_timeout_s), limiter, gate,
                                metrics)
-        self.services = Services(config=cfg, access=access, sessions=sessions, frames=frames, store=store)
+        channels = [WebhookChannel(store, cfg.webhooks, cfg.ingress.public_url)]
+        edx = edx_tokens = None
+        if cfg.edx.enabled:
+            from edx.provider import EdxProvider
+            from edx.results import EdxChannel
+            from edx.tokens import EdxTokens
+
+            edx = EdxProvider(store, sessions, access, cfg.edx)
+            edx_tokens = EdxTokens(cfg.edx.client_id, cfg.edx.client_secret, token_secret, cfg.edx.token_ttl_s)
+            channels.append(EdxChannel(store, cfg.edx, cfg.webhooks))
+        self.services = Services(config=cfg, access=access, sessions=sessions, frames=frames, store=store,
+                                 reviews=ReviewService(store, cfg.risk), webhooks=WebhookRegistry(store, cfg.webhooks),
+                                 edx=edx, edx_tokens=edx_tokens)
         await sessions.refresh_open_count()
         directory.top_up()
         self._directory = directory
-        self._reaper = asyncio.get_running_loop().create_task(SessionReaper(sessions, store, cfg.ingress).run())
+        loop = asyncio.get_running_loop()
+        self._reaper = loop.create_task(SessionReaper(sessions, store, cfg.ingress).run())
+        # One deliverer per application (a lease): webhooks and edX results from the outbox.
+        self._deliverer = (loop.create_task(Deliverer(store, cfg.webhooks, channels,
+                                                      cfg.ingress.retention_days * 86400).run())
+                           if cfg.webhooks.enabled else None)
 
     def __serve_build_asgi_app__(self):
         return create_app(self.services)
 
     def __del__(self):
-        reaper = getattr(self, "_reaper", None)
-        if reaper is not None:
-            reaper.cancel()
+        for task in (getattr(self, "_reaper", None), getattr(self, "_deliverer", None)):
+            if task is not None:
+                task.cancel()
         directory = getattr(self, "_directory", None)
         if directory is not None:
             directory.close()

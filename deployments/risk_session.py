@@ -19,6 +19,7 @@ import ray
 
 from contracts import Detection, Detections, FaceResult, RiskUpdate
 from errors import SessionClosed
+from outbox.events import session_ended
 from risk.clock import FrameClock
 from risk.engine import FrameOutcome, RiskEngine
 from risk.observation import Observation
@@ -71,6 +72,7 @@ class RiskSession:
         record = self.store.get(self.session_id)
         if record is None:
             raise ValueError(f"session {self.session_id} is not in the store")
+        self.candidate_id = record["candidate_id"]
         self.engine = RiskEngine(self.cfg, record["started_at"])
         self.clock = FrameClock(record["clock_offset"])
         self.pending_best: dict[str, Candidate] = {}  # type -> best frame of a pending episode
@@ -137,14 +139,15 @@ class RiskSession:
         return {**self._loaded().state(), "rebuilt_frames": self.rebuilt_frames}
 
     def finish(self, now: float, status: SessionStatus) -> dict:
-        """The verdict and summary, stored with the session's end in one transaction. Called only
-        by the session service, after it claimed the end (status ENDING)."""
+        """The verdict and summary, stored with the session's end and its session.ended event in one
+        transaction. Called only by the session service, after it claimed the end (status ENDING)."""
         self._loaded()
         if self.finished:
             raise SessionClosed(f"session {self.session_id} has ended")
         summary = self.engine.finish(now)
         summary["status"] = status.value
-        if not self.store.finish(self.session_id, status, now, summary, summary["events"]):
+        if not self.store.finish(self.session_id, status, now, summary, summary["events"],
+                                 outbox=[session_ended(self.session_id, self.candidate_id, summary)]):
             self._rebuild()  # the claim was released meanwhile: the engine goes back to what is stored
             raise SessionClosed(f"session {self.session_id} is not being ended")
         self.finished = True

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reviews.model import merge_into_report
 from store.base import SessionStoreBase
 
 
@@ -13,7 +14,7 @@ def report_path(request, session_id: str) -> str:
 
 def build_report(store: SessionStoreBase, session_id: str, path: str) -> dict[str, Any] | None:
     """The report of the session, `path` being where it is served (`report_path`): evidence URLs
-    sit beside it."""
+    sit beside it. The human review (if any) beside the automatic verdict and each event."""
     record = store.get(session_id)
     if record is None:
         return None
@@ -35,7 +36,7 @@ def build_report(store: SessionStoreBase, session_id: str, path: str) -> dict[st
         "attention": round(o["attention"], 1),
         "usable": o["observation"].get("usable", True),
     } for o in observations]
-    return {
+    return merge_into_report({
         "session_id": session_id,
         "candidate_id": record["candidate_id"],
         "status": record["status"].value,
@@ -52,4 +53,4 @@ def build_report(store: SessionStoreBase, session_id: str, path: str) -> dict[st
         "calibration": summary.get("calibration"),
         "events": events,
         "timeline": timeline,
-    }
+    }, store.review_actions(session_id))

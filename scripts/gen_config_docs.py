@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools.generated import write_or_check  # noqa: E402
-from settings import (API_KEYS_ENV, AppConfig, EventRule, STORE_URL_ENV, TOKEN_SECRET_ENV,  # noqa: E402
-                      default_rules)
+from settings import (API_KEYS_ENV, EDX_CLIENT_SECRET_ENV, EDX_LMS_CLIENT_SECRET_ENV, REVIEWER_KEYS_ENV,  # noqa: E402
+                      STORE_URL_ENV, TOKEN_SECRET_ENV, AppConfig, EventRule, default_rules)
 
 OUT = ROOT / "docs" / "CONFIG.md"
 
@@ -81,6 +81,8 @@ def render() -> str:
         f"- `${API_KEYS_ENV}`: comma-separated integrator API keys, added to `auth.api_keys`.",
         f"- `${TOKEN_SECRET_ENV}`: overrides `auth.token_secret`.",
         f"- `${STORE_URL_ENV}`: overrides `ingress.store_url` (a `postgresql://` URL; keep passwords here, not in the file).",
+        f"- `${REVIEWER_KEYS_ENV}`: comma-separated reviewer API keys, added to `auth.reviewer_keys`.",
+        f"- `${EDX_CLIENT_SECRET_ENV}`, `${EDX_LMS_CLIENT_SECRET_ENV}`: override `edx.client_secret` and `edx.lms_client_secret`.",
         "",
     ]
     for name, field in AppConfig.model_fields.items():

@@ -21,6 +21,8 @@ from typing import Any, Protocol, Sequence
 from contracts import Detections, FaceResult, RiskUpdate
 from errors import SessionClosed, SessionNotFound, TooManySessions
 from observability import ProctorMetrics
+from outbox.events import session_deleted, session_started
+from reviews.model import final_verdict, fold
 from sessions.directory import SessionDirectory
 from sessions.status import SessionStatus
 from store.base import SessionStoreBase
@@ -56,11 +58,27 @@ class SessionService:
             raise TooManySessions(f"too many open sessions (limit {self.max_open_sessions}): "
                                   "end finished sessions or try again later")
         session = StartedSession(await self.directory.reserve(), candidate_id, time.time())
-        await asyncio.to_thread(self.store.create, session.session_id, candidate_id, session.started_at)
+        await asyncio.to_thread(self.store.create, session.session_id, candidate_id, session.started_at,
+                                outbox=[session_started(session.session_id, candidate_id, session.started_at)])
         await self.directory.state(session.session_id)  # the actor is up before the client sends frames
         await self.refresh_open_count()
         logger.info("session %s started for candidate %s", session.session_id, candidate_id)
         return session
+
+    async def open(self, session_id: str) -> bool:
+        """A REGISTERED session (created ahead, e.g. an edX attempt) opens: its clock starts now and its
+        actor is started. False when it was not registered (opened already, or ended)."""
+        if await asyncio.to_thread(self.store.open_session_count) >= self.max_open_sessions:
+            raise TooManySessions(f"too many open sessions (limit {self.max_open_sessions}): try again later")
+        record = await self.record(session_id)
+        now = time.time()
+        if not await asyncio.to_thread(self.store.open_registered, session_id, now,
+                                       [session_started(session_id, record["candidate_id"], now)]):
+            return False
+        await self.directory.state(session_id)  # the actor is up before frames come
+        await self.refresh_open_count()
+        logger.info("session %s opened for candidate %s", session_id, record["candidate_id"])
+        return True
 
     async def record(self, session_id: str) -> dict[str, Any]:
         record = await asyncio.to_thread(self.store.get, session_id)
@@ -75,7 +93,7 @@ class SessionService:
             return
         record = await self.record(session_id)
         if record["status"] is not SessionStatus.OPEN:
-            raise SessionClosed(f"session {session_id} has ended ({record['status'].value})")
+            raise SessionClosed(_not_open(session_id, record["status"]))
 
     async def _still_open(self, session_id: str) -> None:
         record = await self.record(session_id)
@@ -96,7 +114,11 @@ class SessionService:
         base["status"] = record["status"].value
         if record["status"].live:
             return {**base, **await self.directory.state(session_id)}
-        return {**base, **(record["summary"] or {})}
+        if record["status"] is SessionStatus.REGISTERED:
+            return base
+        review, _, _ = fold(await asyncio.to_thread(self.store.review_actions, session_id))
+        return {**base, **(record["summary"] or {}), "review": review,
+                "final_verdict": final_verdict(record["verdict"], review)}
 
     async def end(self, session_id: str, status: SessionStatus = SessionStatus.ENDED) -> dict[str, Any]:
         """End the session: claim it (one claimer wins), let its actor give the verdict and store it,
@@ -105,9 +127,7 @@ class SessionService:
         now = time.time()
         if not await asyncio.to_thread(self.store.transition, session_id, SessionStatus.OPEN, SessionStatus.ENDING, now):
             record = await self.record(session_id)
-            if record["status"] is SessionStatus.ENDING:
-                raise SessionClosed(f"session {session_id} is being ended")
-            raise SessionClosed(f"session {session_id} has ended ({record['status'].value})")
+            raise SessionClosed(_not_open(session_id, record["status"]))
         try:
             summary = await self.directory.finish(session_id, now, status)
         except BaseException:
@@ -120,10 +140,13 @@ class SessionService:
         return summary
 
     async def delete(self, session_id: str, reason: str = "on request") -> None:
-        """Remove every trace of the session: its actor, observations, events and evidence."""
-        await self.record(session_id)
+        """Remove every trace of the session: its actor, observations, events, evidence and review
+        (session.deleted goes out with the deletion)."""
+        record = await self.record(session_id)
         await self.directory.remove(session_id)
-        await asyncio.to_thread(self.store.delete, session_id)
+        if not await asyncio.to_thread(self.store.delete, session_id,
+                                       [session_deleted(session_id, record["candidate_id"], reason)]):
+            raise SessionNotFound(session_id)  # deleted by another caller meanwhile
         self._forget(session_id)
         await self.refresh_open_count()
         logger.info("session %s deleted %s", session_id, reason)
@@ -134,3 +157,11 @@ class SessionService:
 
     async def refresh_open_count(self) -> None:
         self.metrics.open_sessions(await asyncio.to_thread(self.store.open_session_count))
+
+
+def _not_open(session_id: str, status: SessionStatus) -> str:
+    if status is SessionStatus.REGISTERED:
+        return f"session {session_id} has not started yet (registered): it takes no frames until it is opened"
+    if status is SessionStatus.ENDING:
+        return f"session {session_id} is being ended"
+    return f"session {session_id} has ended ({status.value})"

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api import errors
-from api.auth import require_integrator
+from api.auth import require_reviewer
 from api.schemas import Report
 from api.services import services_of
 from errors import NotFound, SessionNotFound
@@ -16,7 +16,7 @@ from report.build import build_report, report_path
 from report.html import render_report_html
 from vision.evidence import render_overlay
 
-router = APIRouter(tags=["reports"], dependencies=[Depends(require_integrator)])
+router = APIRouter(tags=["reports"], dependencies=[Depends(require_reviewer)])  # reviewers read reports too
 
 
 async def _report(request: Request, session_id: UUID) -> dict:

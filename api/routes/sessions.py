@@ -32,7 +32,7 @@ async def health() -> Health:
 
 
 @router.post("/start-session", response_model=StartSessionResponse, dependencies=integrator,
-             responses={200: {"links": SESSION_LINKS}, **errors.responses(400, 401, 422, 503)})
+             responses={200: {"links": SESSION_LINKS}, **errors.responses(400, 401, 403, 422, 503)})
 async def start_session(body: StartSessionRequest, request: Request) -> StartSessionResponse:
     services = services_of(request)
     session = await services.sessions.start(body.candidate_id)
@@ -42,7 +42,7 @@ async def start_session(body: StartSessionRequest, request: Request) -> StartSes
 
 
 @router.post("/end-session", response_model=EndSessionResponse, dependencies=integrator,
-             responses=errors.responses(400, 401, 404, 409, 422, 503))
+             responses=errors.responses(400, 401, 403, 404, 409, 422, 503))
 async def end_session(body: EndSessionRequest, request: Request) -> EndSessionResponse:
     session_id = str(body.session_id)
     summary = await services_of(request).sessions.end(session_id)
@@ -50,14 +50,14 @@ async def end_session(body: EndSessionRequest, request: Request) -> EndSessionRe
 
 
 @router.get("/sessions/{session_id}", response_model=SessionState, dependencies=integrator,
-            responses=errors.responses(401, 404, 422, 503))
+            responses=errors.responses(401, 403, 404, 422, 503))
 async def session_state(session_id: UUID, request: Request) -> SessionState:
     """Live state of an open session (from its actor), or the summary of an ended one."""
     return SessionState(**await services_of(request).sessions.state(str(session_id)))
 
 
 @router.delete("/sessions/{session_id}", response_model=DeleteResponse, dependencies=integrator,
-               responses=errors.responses(401, 404, 422))
+               responses=errors.responses(401, 403, 404, 422))
 async def delete_session(session_id: UUID, request: Request) -> DeleteResponse:
     """Remove every trace of a session: its actor, observations, events and evidence."""
     await services_of(request).sessions.delete(str(session_id))
