@@ -60,9 +60,11 @@ class WebhookRegistry:
 
     async def register(self, owner: str, url: str, events: list[str] | None) -> dict[str, Any]:
         try:
-            await resolve(url, self.cfg.allow_loopback)
+            await asyncio.wait_for(resolve(url, self.cfg.allow_loopback), self.cfg.timeout_s)
         except TargetRefused as exc:
             raise InvalidRequest(f"url: {exc}") from None
+        except asyncio.TimeoutError:
+            raise InvalidRequest(f"url: its host did not resolve within {self.cfg.timeout_s:g} s") from None
         now = time.time()
         row = {"endpoint_id": f"ep_{uuid.uuid4().hex}", "owner": owner, "url": url, "events": _events_column(events),
                "secret": signing.new_secret(), "created_at": now}

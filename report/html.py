@@ -1,5 +1,7 @@
-"""The reviewer's page: verdict, risk and attention over time with events marked, event table with
-evidence thumbnails. Plain HTML with an inline SVG plot: no scripts, no fonts or assets to fetch."""
+"""The reviewer's page: verdict (and the human review's outcome beside it), risk and attention over
+time with events marked, the event table with evidence thumbnails and each review decision, the
+review's history. Plain HTML with an inline SVG plot: no scripts, no fonts or assets to fetch; it
+prints as the session's record (who decided what, and when)."""
 from __future__ import annotations
 
 import html
@@ -48,6 +50,40 @@ def _plot(report: dict[str, Any], width: int = 900, height: int = 260) -> str:
     return "".join(parts)
 
 
+def _when(t: float | None) -> str:
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
+def _decision(event: dict[str, Any]) -> str:
+    esc = html.escape
+    if event.get("source") == "reviewer":
+        return f'added by a reviewer: {esc(event.get("note") or "")}'
+    review = event.get("review")
+    if not review:
+        return "not reviewed"
+    note = f': {esc(review["note"])}' if review.get("note") else ""
+    return f'<b>{esc(review["decision"])}</b> by {esc(review["reviewer"])}, {_when(review["reviewed_at"])}{note}'
+
+
+def _review_section(report: dict[str, Any]) -> str:
+    esc = html.escape
+    review = report.get("review") or {"status": "pending", "history": []}
+    if review["status"] == "completed":
+        head = (f'<p>Outcome <b>{esc(review["outcome"])}</b> by {esc(review["reviewer"] or "-")}, '
+                f'{_when(review["reviewed_at"])}{": " + esc(review["comment"]) if review.get("comment") else ""}. '
+                f'The automatic verdict stays {esc(str(report["verdict"]))}.</p>')
+    else:
+        head = "<p>Not reviewed yet: the verdict above is automatic, a flag for a person to check, not a finding.</p>"
+    rows = "".join(
+        f'<tr><td>{_when(h["at"])}</td><td>{esc(h["reviewer"])}</td><td>{esc(h["action"])}</td>'
+        f'<td>{esc(str(h.get("event_id") or ""))}</td>'
+        f'<td>{esc(" ".join(str(h[k]) for k in ("decision", "outcome") if h.get(k)))}</td>'
+        f'<td>{esc(str(h.get("note") or h.get("comment") or ""))}</td></tr>' for h in review["history"])
+    table = ("<table><tr><th>when</th><th>reviewer</th><th>action</th><th>event</th><th>decision</th><th>note</th></tr>"
+             f"{rows}</table>") if rows else ""
+    return f"<h2>Human review</h2>{head}<h3>Review history</h3>{table or '<p>No action yet.</p>'}"
+
+
 def render_report_html(report: dict[str, Any]) -> str:
     esc = html.escape
     verdict = report["verdict"] or "IN PROGRESS"
@@ -62,8 +98,12 @@ def render_report_html(report: dict[str, Any]) -> str:
             f'<tr><td>{esc(e["id"])}</td><td><span style="color:{SEVERITY_COLORS.get(e["severity"], "#333")}">'
             f'{esc(e["type"])}</span></td><td>{esc(e["severity"])}</td><td>{e["start_offset_s"]:.1f} s</td>'
             f'<td>{end}</td><td>{e["duration"]:.1f} s</td><td>{e["frame_count"]}</td>'
-            f'<td>{e["peak_confidence"]:.2f}</td><td>{thumb}</td></tr>')
+            f'<td>{e["peak_confidence"]:.2f}</td><td>{thumb}</td><td>{_decision(e)}</td></tr>')
     reasons = "".join(f"<li>{esc(r)}</li>" for r in report["verdict_reasons"])
+    review = report.get("review") or {}
+    final = (f' &nbsp;automatic; after human review: <span class="verdict" style="background:'
+             f'{VERDICT_COLORS.get(review["outcome"], "#5f6368")}">{esc(review["outcome"])}</span>'
+             if review.get("status") == "completed" else " &nbsp;automatic, not yet reviewed" if report["verdict"] else "")
     calibration = report.get("calibration") or {}
     calib_text = ("not yet" if not calibration else
                   f'{esc(str(calibration.get("reason")))}; baseline yaw {calibration.get("yaw", 0):.1f} deg, '
@@ -80,9 +120,10 @@ body {{ font-family: system-ui, sans-serif; margin: 24px; color: #202124; max-wi
            background: {color}; font-size: 20px; }}
 table {{ border-collapse: collapse; margin: 12px 0; }} td, th {{ border-bottom: 1px solid #e0e0e0; padding: 6px 10px;
 text-align: left; vertical-align: top; }} .meta td {{ border: none; padding: 2px 10px 2px 0; }}
+@media print {{ a[href]:after {{ content: none; }} img {{ max-width: 120px; }} body {{ margin: 0; }} }}
 </style></head><body>
 <h1>Proctoring report</h1>
-<p><span class="verdict">{esc(verdict)}</span></p>
+<p><span class="verdict">{esc(verdict)}</span>{final}</p>
 <ul>{reasons}</ul>
 <table class="meta">
 <tr><td>Session</td><td>{esc(report["session_id"])}</td></tr>
@@ -98,9 +139,10 @@ text-align: left; vertical-align: top; }} .meta td {{ border: none; padding: 2px
 {_plot(report)}
 <h2>Events</h2>
 <table><tr><th>id</th><th>type</th><th>severity</th><th>start</th><th>end</th><th>duration</th><th>frames</th>
-<th>peak</th><th>evidence</th></tr>
-{"".join(rows) or '<tr><td colspan="9">No events.</td></tr>'}
+<th>peak</th><th>evidence</th><th>review</th></tr>
+{"".join(rows) or '<tr><td colspan="10">No events.</td></tr>'}
 </table>
+{_review_section(report)}
 <h2>By type</h2>
 <table><tr><th>type</th><th>events</th><th>total</th><th>peak confidence</th></tr>
 {breakdown or '<tr><td colspan="4">None.</td></tr>'}

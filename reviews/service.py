@@ -42,7 +42,8 @@ class ReviewService:
         if report is None:
             raise SessionNotFound(session_id)
         if report["status"] not in ("ended", "abandoned", "error"):
-            raise SessionStillOpen(f"session {session_id} is {report['status']}: it can be reviewed once it has ended")
+            raise SessionStillOpen(f"session {session_id} has not ended ({report['status']}): it can be reviewed "
+                                   "once it has")
         return report
 
     async def _append(self, session_id: str, reviewer: str, action: str, data: dict[str, Any],

@@ -94,6 +94,14 @@ TEST_API_KEY = "test-integrator-key-0123456789"
 OTHER_API_KEY = "rotated-integrator-key-9876543210"
 TEST_TOKEN_SECRET = "test-token-secret"
 AUTH = {"Authorization": f"Bearer {TEST_API_KEY}"}
+REVIEWER_KEY = "test-reviewer-key-0123456789"
+REVIEWER = {"Authorization": f"Bearer {REVIEWER_KEY}"}
+# The fake-model app is also an Open edX provider; its LMS is tests/fake_lms.py on a port reserved here.
+EDX_CLIENT_ID, EDX_CLIENT_SECRET = "edx-lms-client", "edx-client-secret-0123456789"
+LMS_CLIENT_ID, LMS_CLIENT_SECRET = "proctor-at-the-lms", "lms-client-secret-0123456789"
+# Webhooks to loopback receivers, retried within seconds, not hours.
+TEST_WEBHOOKS = {"allow_loopback": True, "timeout_s": 3.0, "retry_schedule_s": [0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0],
+                 "jitter": 0.1, "poll_interval_s": 0.2}
 
 
 FAKE_PREFIX = "/fake"
@@ -166,7 +174,9 @@ def _app_args(tmp: Path, store_name: str) -> dict[str, Any]:
     args["ingress"]["reaper_interval_s"] = 1
     args["ingress"]["max_open_sessions"] = MAX_OPEN_SESSIONS
     args["auth"]["api_keys"] = [TEST_API_KEY, OTHER_API_KEY]  # two valid at once: rotation
+    args["auth"]["reviewer_keys"] = [REVIEWER_KEY]
     args["auth"]["token_secret"] = TEST_TOKEN_SECRET
+    args["webhooks"] = {**args["webhooks"], **TEST_WEBHOOKS}
     return args
 
 
@@ -223,8 +233,14 @@ def fake_app(ray_cluster):
     """The app with fake models (tests/fakes.py) at /fake: its own store, a short idle timeout."""
     from devtools.local_serve import wait_healthy
 
+    from devtools.local_serve import free_port
+
     args = _app_args(ray_cluster["tmp"], "fake-sessions.sqlite3")
     args["ingress"]["idle_timeout_s"] = IDLE_TIMEOUT_S
+    lms_port = free_port()
+    args["edx"] = {**args["edx"], "enabled": True, "client_id": EDX_CLIENT_ID, "client_secret": EDX_CLIENT_SECRET,
+                   "lms_url": f"http://127.0.0.1:{lms_port}", "lms_client_id": LMS_CLIENT_ID,
+                   "lms_client_secret": LMS_CLIENT_SECRET, "capture_url": "http://127.0.0.1/capture"}
     # The fakes answer from a frame's script, not its pixels: a scripted phone may sit on unchanged
     # pixels, which the detector gate would rightly skip. The gate is tested on real frames.
     args["detector_gate"]["enabled"] = False
@@ -232,4 +248,4 @@ def fake_app(ray_cluster):
     url = ray_cluster["root"] + FAKE_PREFIX
     if not wait_healthy(url, timeout=60):
         raise RuntimeError("the fake-model app did not become healthy within 60 s")
-    yield {**ray_cluster, "url": url, "args": args, "fake": True}
+    yield {**ray_cluster, "url": url, "args": args, "fake": True, "lms_port": lms_port}

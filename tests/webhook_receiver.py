@@ -31,7 +31,7 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.secrets: list[str] = []
         self.received: list[Received] = []
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # wait_for's predicate may call of_type
         self.script: Callable[[Received], tuple[int, dict[str, str], float]] = lambda _: (200, {}, 0.0)
         receiver = self
 
