@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 OFFLINE_ENV := ../shared/tools/offline-env.sh
 WITH_ENV := if [ -f $(OFFLINE_ENV) ]; then source $(OFFLINE_ENV); fi;
 
-.PHONY: install system-deps run test eval soak bench bench-latency clean
+.PHONY: install system-deps edx-client run test eval soak bench bench-latency clean
 
 install: $(VENV)/.installed models/yolov8n.pt
 
@@ -29,7 +29,17 @@ run: install
 system-deps:
 	scripts/install_system_deps.sh
 
-test: install system-deps
+# edX's own client code (edx-proctoring, edx-rest-api-client) for tests/test_edx.py, in a venv of its
+# own: it brings Django, Celery and ~50 packages the service never imports, and moves python-dateutil.
+EDX_VENV ?= .venv-edx
+edx-client: $(EDX_VENV)/.installed
+
+$(EDX_VENV)/.installed: tests/edx_client/requirements.txt
+	test -x $(EDX_VENV)/bin/python || python3 -m venv $(EDX_VENV)
+	env -u PYTHONPATH $(EDX_VENV)/bin/python -m pip install --quiet -r tests/edx_client/requirements.txt
+	touch $@
+
+test: install system-deps edx-client
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 # Accuracy table on the labelled fixtures -> docs/ACCURACY.md
@@ -49,4 +59,4 @@ bench-latency: install
 	$(WITH_ENV) $(PY) bench/frame_latency.py --url http://$(HOST):$(PORT)
 
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) $(EDX_VENV) data
