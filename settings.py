@@ -427,8 +427,9 @@ class AppConfig(StrictModel):
 def resolve_environment(cfg: AppConfig, environ: Mapping[str, str] | None = None) -> AppConfig:
     """The config with the `PROCTOR_*` environment applied: the one place that reads it.
 
-    `$PROCTOR_API_KEYS` adds keys, `$PROCTOR_TOKEN_SECRET` and `$PROCTOR_STORE_URL` override their
-    fields. Called where the service runs (the Ingress replica, `make run`), so on a cluster each
+    `$PROCTOR_API_KEYS` and `$PROCTOR_REVIEWER_KEYS` add keys; `$PROCTOR_TOKEN_SECRET`,
+    `$PROCTOR_STORE_URL`, `$PROCTOR_EDX_CLIENT_SECRET` and `$PROCTOR_EDX_LMS_CLIENT_SECRET` override
+    their fields. Called where the service runs (the Ingress replica, `make run`), so on a cluster each
     node's environment holds the secrets and they never travel in the app's arguments. Raises
     ValueError naming the variable for a key that is too short or a URL that is not PostgreSQL."""
     env = os.environ if environ is None else environ

@@ -1,5 +1,6 @@
 """Ingress deployment: the HTTP/WebSocket front, as wiring. It builds one replica's services (the
-store, access policy, session service and reaper, frame pipeline, metrics) and hands Serve the
+store, access policy, session service and reaper, frame pipeline, metrics, reviews, webhooks and
+the outbox deliverer, and the edX provider when it is on) and hands Serve the
 FastAPI app that routes to them (`api.app.create_app`, through Serve's `__serve_build_asgi_app__`
 hook, so every route reaches the services through the app's state)."""
 from __future__ import annotations

@@ -134,3 +134,24 @@ def test_the_environment_is_read_in_one_place():
         if re.search(r"(environ|getenv)\W{1,8}(PROCTOR_(API_KEYS|TOKEN_SECRET|STORE_URL)\b|API_KEYS_ENV|TOKEN_SECRET_ENV|STORE_URL_ENV)", text):
             readers.append(str(path.relative_to(root)))
     assert readers == [], readers
+
+
+def test_reviewer_keys_and_edx_secrets_come_from_the_environment_too():
+    env = {"PROCTOR_API_KEYS": "integrator-key-0123456789", "PROCTOR_REVIEWER_KEYS": "reviewer-key-0123456789, ",
+           "PROCTOR_EDX_CLIENT_SECRET": "edx-secret-0123456789", "PROCTOR_EDX_LMS_CLIENT_SECRET": "lms-secret"}
+    cfg = AppConfig(edx={"enabled": True, "client_id": "lms", "lms_url": "https://lms.example.com/",
+                         "lms_client_id": "proctor"})
+    resolved = resolve_environment(cfg, env)
+    assert resolved.auth.reviewer_keys == ["reviewer-key-0123456789"]
+    assert (resolved.edx.client_secret, resolved.edx.lms_client_secret) == ("edx-secret-0123456789", "lms-secret")
+    assert resolved.edx.lms_url == "https://lms.example.com"  # one form, no trailing slash
+    with pytest.raises(ValueError, match="edx.client_secret, edx.lms_client_secret"):
+        resolve_environment(cfg, {})
+    with pytest.raises(ValueError, match="PROCTOR_EDX_CLIENT_SECRET"):
+        resolve_environment(cfg, {**env, "PROCTOR_EDX_CLIENT_SECRET": "short"})
+    with pytest.raises(ValueError, match="REVIEWER_KEYS"):
+        resolve_environment(AppConfig(), {**env, "PROCTOR_REVIEWER_KEYS": "short"})
+    with pytest.raises(ValueError, match="without them auth is off"):
+        resolve_environment(AppConfig(), {"PROCTOR_REVIEWER_KEYS": "reviewer-key-0123456789"})
+    with pytest.raises(ValueError, match="http"):
+        AppConfig(edx={"lms_url": "ftp://lms"})
