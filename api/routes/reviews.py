@@ -34,7 +34,7 @@ async def review_queue(request: Request, status: Literal["pending", "completed"]
 
 
 @router.post("/sessions/{session_id}/events/{event_id}/review", response_model=ReportEvent,
-             responses=errors.responses(401, 404, 409, 422))
+             responses=errors.responses(400, 401, 404, 409, 422))
 async def review_event(session_id: UUID, event_id: str, body: EventReviewRequest, request: Request,
                        caller: Caller = Depends(require_reviewer)) -> dict:
     """Confirm or dismiss one automatic event, with a note; a later decision on it replaces this one
@@ -45,7 +45,7 @@ async def review_event(session_id: UUID, event_id: str, body: EventReviewRequest
 
 
 @router.post("/sessions/{session_id}/events", response_model=ReportEvent, status_code=201,
-             responses=errors.responses(401, 404, 409, 422))
+             responses=errors.responses(400, 401, 404, 409, 422))
 async def add_event(session_id: UUID, body: AddEventRequest, request: Request,
                     caller: Caller = Depends(require_reviewer)) -> dict:
     """An event the models missed, as the reviewer saw it (source `reviewer`)."""
@@ -55,7 +55,7 @@ async def add_event(session_id: UUID, body: AddEventRequest, request: Request,
 
 
 @router.post("/sessions/{session_id}/review", response_model=SessionReviewResponse,
-             responses=errors.responses(401, 404, 409, 422))
+             responses=errors.responses(400, 401, 404, 409, 422))
 async def review_session(session_id: UUID, body: SessionReviewRequest, request: Request,
                          caller: Caller = Depends(require_reviewer)) -> dict:
     """The session's outcome (CLEAN / SUSPICIOUS / CHEATING) with a comment: the review is completed

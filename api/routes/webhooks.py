@@ -17,7 +17,7 @@ ID = r"^[A-Za-z0-9_]{1,64}$"
 
 
 @router.post("/webhooks", response_model=WebhookCreated, status_code=201,
-             responses=errors.responses(401, 403, 409, 422))
+             responses=errors.responses(400, 401, 403, 409, 422))
 async def create_webhook(body: WebhookCreateRequest, request: Request,
                          caller: Caller = Depends(require_integrator)) -> dict:
     """Register an endpoint for some or all event types; the answer holds its `whsec_` secret, once.
