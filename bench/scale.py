@@ -33,9 +33,6 @@ from devtools.load_ramp import Phase, run_ramp  # noqa: E402
 from devtools.local_serve import free_port, wait_healthy  # noqa: E402
 from devtools.ray_cluster import AutoscalingCluster  # noqa: E402
 
-MARK_START, MARK_END = "<!-- make scale: start -->", "<!-- make scale: end -->"
-
-
 def main() -> None:
     import yaml
 
@@ -156,7 +153,7 @@ def plot(report: dict, path: Path) -> None:
 def write_markdown(report: dict, path: Path) -> None:
     wave = report["phases"][1]
     rows = [w for w in report["windows"] if w["offered_fps"] > 0]
-    lines = [MARK_START, f"Produced by `{report['command']}` on {report['machine']}: a head and autoscaled worker "
+    lines = [f"Produced by `{report['command']}` on {report['machine']}: a head and autoscaled worker "
              "nodes of 1 logical CPU on this one machine (they share its cores). Load: 2 sessions x 1 frame/s, then "
              f"{wave['sessions']} x {wave['fps']:g} from {report['phase_starts_s'][1]:.0f} s, then 1 session from "
              f"{report['phase_starts_s'][2]:.0f} s; detector gate off.", "",
@@ -177,15 +174,7 @@ def write_markdown(report: dict, path: Path) -> None:
         lines.append(f"| {w['from_s']:.0f} | {w['offered_fps']} | {w['served_fps']} | {w['refused_fps']} | "
                      f"{w['p95_ms']} | {replicas.get('ObjectDetector', '')} | {replicas.get('FaceGaze', '')} | "
                      f"{w.get('nodes', '')} |")
-    lines.append(MARK_END)
-    text = path.read_text()
-    generated = "\n".join(lines)
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        text = before + generated + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Autoscaling (issue 14)\n\n" + generated + "\n"
-    path.write_text(text)
+    common.write_generated_section(path, "make scale", "\n".join(lines), "## Autoscaling (issue 14)")
 
 
 if __name__ == "__main__":
