@@ -3,6 +3,7 @@
     Ingress --bytes--> FaceGaze        -> FaceResult | FrameRejected
     Ingress --bytes--> ObjectDetector  -> Detections | FrameRejected   (one per batch slot)
     Ingress --bytes, FaceResult, Detections--> RiskSession -> RiskUpdate
+    Ingress --bytes, FaceBox--> FaceIdentity -> IdentitySample | FrameRejected   (when a session asks)
 
 Frozen dataclasses: cheap to pickle through Ray handles, read by attribute (never by key), and
 testable without Ray. The HTTP answer is built from these by one pure function,
@@ -107,6 +108,16 @@ class Detections:
 
 
 @dataclass(frozen=True)
+class IdentitySample:
+    """One face's descriptor (vision/identity.py), or why the face could not be read. `chip` (JPEG
+    of the aligned face) only when asked for: the enrolment face a reviewer sees beside a mismatch."""
+    descriptor: tuple[float, ...] | None
+    reason: str | None = None
+    chip: bytes | None = None
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True)
 class FrameRejected:
     """A model's answer for a frame it could not use: a value in its batch slot, so one bad frame
     never fails the batch. The ingress raises it as the FrameError it stands for."""
@@ -156,3 +167,5 @@ class RiskUpdate:
     closed: tuple[str, ...] = ()
     late: bool = False  # older than a frame already scored: answered, not scored
     duplicate: bool = False  # the same frame again: answered, not scored twice
+    identity: dict[str, Any] | None = None  # risk.identity.IdentityTracker.to_dict()
+    identity_request: str | None = None  # enrol | verify: a descriptor of this frame's face is wanted

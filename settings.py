@@ -38,6 +38,7 @@ EVENT_TYPES = (
     "TALKING",
     "EYES_CLOSED",
     "LOW_QUALITY",
+    "IDENTITY_MISMATCH",
 )
 
 
@@ -283,6 +284,8 @@ def default_rules() -> dict[str, EventRule]:
         "TALKING": _rule(2.0, 3, 1.0, 2.0, 2, 2, "low", 30, None),
         "EYES_CLOSED": _rule(3.0, 2, 0.5, 1.0, 1, 1, "low", None, None),
         "LOW_QUALITY": _rule(2.0, 2, 0.5, 1.0, 0, 0, "low", None, None),  # recorded, never scored
+        # Held open by risk.identity from sustained mismatching checks; one matching check closes it.
+        "IDENTITY_MISMATCH": _rule(0.0, 1, 0.0, 30.0, 10, 20, "high", 1, 30),
     }
 
 
@@ -295,6 +298,51 @@ class CalibrationConfig(StrictModel):
     max_pitch_deg: float = Field(30.0, ge=0, description="A baseline head pitch farther off than this is not believed.")
     max_gaze_offset: float = Field(0.12, ge=0, description=(
         "An iris offset beyond this is not believed as neutral (gaze then stays uncorrected)."))
+
+
+class IdentityConfig(StrictModel):
+    """Identity continuity: the candidate enrolled from the first seconds, re-verified at a cadence
+    (risk/identity.py; descriptors from vision/identity.py, dlib's ResNet)."""
+
+    enabled: bool = Field(True, description=(
+        "Off: no face descriptors are computed or stored, `identity.status` is `off`, and /start-session "
+        "refuses a reference_image."))
+    enrol_window_s: float = Field(15.0, gt=0, description=(
+        "Enrolment takes descriptors from the usable one-face frames of this many seconds from the first such "
+        "frame (the calibration window's frames and a little more, so a 1 frame/s session gets several)."))
+    enrol_min_descriptors: int = Field(3, ge=1, description=(
+        "Fewer faces that pass the quality gates in the window than this: `unenrolled`, with the reason; never "
+        "flagged for it."))
+    enrol_max_descriptors: int = Field(5, ge=1, description="Descriptors kept for the enrolled identity.")
+    enrol_max_spread: float = Field(0.5, gt=0, description=(
+        "Enrolment descriptors farther apart than this are not one person: `unenrolled` (two people took turns)."))
+    check_every_s: float = Field(10.0, gt=0, description=(
+        "Re-verification cadence; also right after the face returns from FACE_MISSING and when MULTIPLE_FACES "
+        "closes."))
+    match_max_distance: float = Field(0.45, gt=0, description=(
+        "A check's distance to the nearest enrolment descriptor at or under this is `match` (docs/ACCURACY.md)."))
+    mismatch_min_distance: float = Field(0.55, gt=0, description=(
+        "Over this is `mismatch`; between the two, `uncertain` (counts neither way)."))
+    mismatch_checks: int = Field(3, ge=1, description=(
+        "IDENTITY_MISMATCH opens after this many mismatching checks in a row (a `match` resets the count)."))
+    min_face_px: float = Field(80, gt=0, description="Quality gate: the face box's height in the frame, in pixels.")
+    max_yaw_deg: float = Field(20, gt=0, description="Quality gate: |head yaw| at most this (a frontal face) ...")
+    max_pitch_deg: float = Field(20, gt=0, description="... and |head pitch| at most this.")
+    min_face_brightness: float = Field(40, ge=0, le=255, description=(
+        "Quality gate: mean grey level of the aligned face at least this ..."))
+    max_face_brightness: float = Field(225, ge=0, le=255, description="... and at most this.")
+    min_face_sharpness: float = Field(20, ge=0, description=(
+        "Quality gate: variance of the Laplacian of the aligned 150-px face at least this."))
+    request_timeout_s: float = Field(20.0, gt=0, description=(
+        "A descriptor asked for and not delivered within this (a busy or restarted replica) is asked again."))
+
+    @model_validator(mode="after")
+    def _bands_in_order(self) -> "IdentityConfig":
+        if self.match_max_distance > self.mismatch_min_distance:
+            raise ValueError("identity.match_max_distance must not exceed mismatch_min_distance")
+        if self.enrol_min_descriptors > self.enrol_max_descriptors:
+            raise ValueError("identity.enrol_min_descriptors must not exceed enrol_max_descriptors")
+        return self
 
 
 class RiskConfig(StrictModel):
@@ -318,6 +366,7 @@ class RiskConfig(StrictModel):
     talking_min_frames: int = Field(3, ge=2, description="... over at least this many frames (one open mouth is not talking).")
     gaze: GazeConfig = Field(default_factory=GazeConfig, description="Gaze direction from the iris ratios.")
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig, description="The neutral pose and gaze.")
+    identity: IdentityConfig = Field(default_factory=IdentityConfig, description="Identity continuity.")
     rules: dict[str, EventRule] = Field(default_factory=default_rules, description=(
         "Per event type; partial rules in the YAML override only the types they name."))
 

@@ -17,6 +17,10 @@ Severity = Literal["low", "medium", "high"]
 class StartSessionRequest(BaseModel):
     candidate_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@+-]+$", examples=["12345"],
                               description="the integrator's id for the candidate: letters, digits and . _ : @ + -")
+    reference_image: str | None = Field(None, description=(
+        "optional: an ID or registration photo of the candidate (base64 JPEG, PNG or WebP, the limits of a frame), "
+        "showing one face; the enrolled face is compared with it and the report says match / uncertain / no match. "
+        "Only its face descriptor is kept."))
 
 
 class AnalyzeFrameRequest(BaseModel):
@@ -101,6 +105,37 @@ class Calibration(BaseModel):
     reason: str = Field("calibrating", description="ok, calibrating, disabled, or why it was not believed")
 
 
+class Identity(BaseModel):
+    """Is it still the candidate who started? (risk.identity in config/serve.yaml)"""
+
+    status: Literal["waiting", "enrolling", "enrolled", "unenrolled", "off"] = Field(description=(
+        "waiting: no usable face yet; enrolling: the first seconds' faces are being taken; unenrolled: it could "
+        "not enrol (see reason) and is never flagged for it; off: identity is switched off"))
+    reason: str | None = Field(None, description="why unenrolled")
+    distance: float | None = Field(None, description=(
+        "the last check's distance to the enrolled face (dlib descriptors; lower is more alike)"))
+    band: Literal["match", "uncertain", "mismatch"] | None = Field(None, description="the last check's band")
+    checked_at: float | None = Field(None, description="the last check's frame time")
+
+
+class ReferenceResult(BaseModel):
+    result: Literal["match", "uncertain", "no match", "not compared (no enrolment)"]
+    distance: float | None
+
+
+class IdentitySummary(Identity):
+    """The report's identity section: enrolment, checks, and the reference photo's comparison."""
+
+    enrolled_at: float | None = None
+    enrolment_descriptors: int = 0
+    enrolment_spread: float | None = Field(None, description="largest distance between two enrolment faces")
+    enrolment_median_distance: float | None = None
+    checks: int = 0
+    mismatching_checks: int = 0
+    unreadable_faces: int = Field(0, description="faces asked for that failed the quality gates (can't tell)")
+    reference: ReferenceResult | None = Field(None, description="only when /start-session had a reference_image")
+
+
 class StageLatency(BaseModel):
     """Milliseconds spent per stage of this frame, inside the service."""
 
@@ -147,6 +182,7 @@ class AnalyzeFrameResponse(BaseModel):
     calibration: Calibration
     late: bool = Field(description="older than a frame already scored: answered, not scored")
     duplicate: bool = Field(description="the same frame delivered again: answered, not scored twice")
+    identity: Identity = Field(description="the session's identity as of this frame (checks run at a cadence)")
     latency_ms: StageLatency
 
 
@@ -169,6 +205,7 @@ class EndSessionResponse(BaseModel):
     unusable_frames: int
     violations_by_type: dict[str, TypeBreakdown]
     calibration: Calibration
+    identity: IdentitySummary | None = None
     events: list[EventOut]
     report_url: str
 
@@ -205,6 +242,7 @@ class SessionState(SessionHeader):
     duplicate_frames: int = 0
     unusable_frames: int = 0
     calibration: Calibration | None = None
+    identity: Identity | None = None
     events: list[EventOut] = Field(default_factory=list)
 
 
@@ -233,6 +271,7 @@ class Report(SessionHeader):
     unusable_frames: int
     violations_by_type: dict[str, TypeBreakdown]
     calibration: Calibration | None
+    identity: IdentitySummary | None
     events: list[ReportEvent]
     timeline: list[TimelinePoint]
 

@@ -19,6 +19,7 @@ from auth.tokens import AccessPolicy, new_secret
 from observability import ProctorMetrics
 from pipeline.frame import FramePipeline
 from pipeline.gate import DetectorGate
+from pipeline.identity import IdentityChecks
 from pipeline.models import ModelStages
 from sessions.directory import SessionDirectory
 from sessions.reaper import SessionReaper
@@ -64,7 +65,8 @@ def rebind_direct_ingress_port_at_once() -> None:
 @serve.deployment(name="Ingress")
 @serve.ingress()
 class Ingress:
-    async def __init__(self, face_gaze: DeploymentHandle, object_detector: DeploymentHandle, config: AppConfig):
+    async def __init__(self, face_gaze: DeploymentHandle, object_detector: DeploymentHandle,
+                       face_identity: DeploymentHandle | None, config: AppConfig):
         rebind_direct_ingress_port_at_once()
         cfg = resolve_environment(config)  # $PROCTOR_* on the node this replica runs on
         store = open_store(cfg.ingress.store_location())
@@ -80,9 +82,9 @@ class Ingress:
                                      warm_ttl_s=cfg.ingress.warm_actor_ttl_s)
         gate = DetectorGate(cfg.detector_gate, max_sessions=2 * cfg.ingress.max_open_sessions)
         sessions = SessionService(store, directory, (limiter, gate), metrics, cfg.ingress.max_open_sessions)
-        frames = FramePipeline(cfg.ingress, access, sessions,
-                               ModelStages(face_gaze, object_detector, cfg.ingress.model_timeout_s), limiter, gate,
-                               metrics)
+        models = ModelStages(face_gaze, object_detector, cfg.ingress.model_timeout_s)
+        identity = None if face_identity is None else IdentityChecks(face_identity, models, sessions, cfg.ingress)
+        frames = FramePipeline(cfg.ingress, access, sessions, models, limiter, gate, metrics, identity)
         self.services = Services(config=cfg, access=access, sessions=sessions, frames=frames, store=store)
         await sessions.refresh_open_count()
         directory.top_up()

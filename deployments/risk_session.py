@@ -71,9 +71,12 @@ class RiskSession:
         record = self.store.get(self.session_id)
         if record is None:
             raise ValueError(f"session {self.session_id} is not in the store")
-        self.engine = RiskEngine(self.cfg, record["started_at"])
+        self.engine = RiskEngine(self.cfg, record["started_at"], record.get("reference"))
         self.clock = FrameClock(record["clock_offset"])
         self.pending_best: dict[str, Candidate] = {}  # type -> best frame of a pending episode
+        # Face descriptors delivered since the last frame; they go into the next frame's observation.
+        self.pending_identity: list[dict] = []
+        self.enrolment_face: str | None = None  # base64 JPEG of an enrolment face (memory only), for evidence
         rows = self.store.observations(self.session_id)
         for row in rows:
             self.engine.observe(Observation.from_dict(row["observation"]))
@@ -92,9 +95,11 @@ class RiskSession:
         t = self.clock.frame_time(client_timestamp, arrival)
         new_offset = self.clock.offset if not had_offset else None
         obs = Observation.from_results(t, face, detections.objects, self.cfg.gaze)
+        obs.identity, self.pending_identity = self.pending_identity, []
         stored = obs.to_dict()  # the engine's input, before it marks frozen frames: replay needs it
         outcome = self.engine.observe(obs, face.quality.issues)
         if outcome.update.duplicate:
+            self.pending_identity = obs.identity + self.pending_identity  # not stored: the next frame carries them
             return outcome.update  # already recorded when it first arrived
 
         self.seq += 1
@@ -126,12 +131,24 @@ class RiskSession:
             else:
                 continue
             caption = f"{kind} {event.peak_confidence:.2f} at {time.strftime('%H:%M:%S', time.gmtime(best[0]))} UTC"
-            out.append((event.id, best[0], event.peak_confidence, best[1],
-                        evidence_overlay(best[2].face_boxes, best[3], caption)))
+            overlay = evidence_overlay(best[2].face_boxes, best[3], caption)
+            if kind == "IDENTITY_MISMATCH" and self.enrolment_face:
+                overlay["beside"] = {"label": "enrolled face", "jpeg_base64": self.enrolment_face}
+            out.append((event.id, best[0], event.peak_confidence, best[1], overlay))
         for kind in list(self.pending_best):
             if kind in open_by_type or self.engine.pending_since(kind) is None:
                 del self.pending_best[kind]  # opened (evidence saved) or the condition cleared
         return out
+
+    def identity_result(self, result: dict) -> None:
+        """A face descriptor the engine asked for (risk.identity), from the FaceIdentity deployment:
+        it is scored with, and stored in, the session's next frame. An enrolment face's image is
+        kept in memory only, for the evidence of a later mismatch."""
+        self._loaded()
+        chip = result.pop("chip_base64", None)
+        if chip and result.get("kind") == "enrol" and self.enrolment_face is None:
+            self.enrolment_face = chip
+        self.pending_identity.append(result)
 
     def state(self) -> dict:
         return {**self._loaded().state(), "rebuilt_frames": self.rebuilt_frames}

@@ -50,6 +50,7 @@ def build_report(store: SessionStoreBase, session_id: str, path: str) -> dict[st
         "unusable_frames": sum(not p["usable"] for p in timeline),
         "violations_by_type": summary.get("violations_by_type", {}),
         "calibration": summary.get("calibration"),
+        "identity": summary.get("identity"),
         "events": events,
         "timeline": timeline,
     }

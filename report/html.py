@@ -69,6 +69,22 @@ def render_report_html(report: dict[str, Any]) -> str:
                   f'{esc(str(calibration.get("reason")))}; baseline yaw {calibration.get("yaw", 0):.1f} deg, '
                   f'pitch {calibration.get("pitch", 0):.1f} deg, gaze offset '
                   f'{calibration.get("gaze_horizontal", 0):+.3f} / {calibration.get("gaze_vertical", 0):+.3f}')
+    identity = report.get("identity") or {}
+    if not identity:
+        identity_text = "not recorded"
+    elif identity.get("status") == "off":
+        identity_text = "off"
+    else:
+        reference = identity.get("reference")
+        identity_text = (
+            f'{esc(str(identity.get("status")))}'
+            + (f' ({esc(str(identity["reason"]))})' if identity.get("reason") else "")
+            + f'; {identity.get("checks", 0)} checks, {identity.get("mismatching_checks", 0)} mismatching'
+            + (f', last distance {identity["distance"]:.2f} ({esc(str(identity.get("band")))})'
+               if identity.get("distance") is not None else "")
+            + (f'; reference photo: <b>{esc(str(reference["result"]))}</b>'
+               + (f' (distance {reference["distance"]:.2f})' if reference.get("distance") is not None else "")
+               if reference else ""))
     breakdown = "".join(
         f'<tr><td>{esc(kind)}</td><td>{row["count"]}</td><td>{row["total_seconds"]:.1f} s</td>'
         f'<td>{row["peak_confidence"]:.2f}</td></tr>' for kind, row in sorted(report["violations_by_type"].items()))
@@ -93,6 +109,7 @@ text-align: left; vertical-align: top; }} .meta td {{ border: none; padding: 2px
 <tr><td>Risk score</td><td>final {report["final_risk_score"]}, peak {report["peak_risk_score"]}</td></tr>
 <tr><td>Frames</td><td>{report["frames"]} ({report["unusable_frames"]} could not be judged)</td></tr>
 <tr><td>Calibration</td><td>{calib_text}</td></tr>
+<tr><td>Identity</td><td>{identity_text}</td></tr>
 </table>
 <h2>Risk and attention over time</h2>
 {_plot(report)}

@@ -12,6 +12,7 @@ from contracts import Baseline, RiskUpdate
 from risk.calibrate import Calibrator
 from risk.events import Event, EventTracker
 from risk.filters import AttentionWindow, TalkingDetector
+from risk.identity import IdentityTracker
 from risk.observation import Observation, attentive, conditions, frozen, relative_to
 from risk.score import advance_score, verdict
 from settings import EVENT_TYPES, RiskConfig
@@ -29,7 +30,8 @@ class FrameOutcome:
 
 
 class RiskEngine:
-    def __init__(self, cfg: RiskConfig, started_at: float):
+    def __init__(self, cfg: RiskConfig, started_at: float, reference: Sequence[float] | None = None):
+        """`reference`: the descriptor of a reference photo given at start (risk.identity)."""
         self.cfg = cfg
         self.started_at = started_at
         self.last_t: float | None = None
@@ -45,6 +47,7 @@ class RiskEngine:
         self.attention = AttentionWindow(cfg.attention_window_s, cfg.max_gap_s)
         self.talking = TalkingDetector(cfg.talking_window_s, cfg.talking_mouth_range, cfg.talking_min_frames)
         self.calibrator = Calibrator(cfg.calibration, cfg.gaze.vertical_center)
+        self.identity = IdentityTracker(cfg.identity, tuple(reference) if reference else None)
 
     def _event_id(self, kind: str) -> str:
         return f"{len(self.events) + 1:04d}-{kind.lower().replace('_', '-')}"
@@ -53,8 +56,10 @@ class RiskEngine:
         """Score one frame. Duplicates are ignored; late frames never move time backwards.
         `quality_issues` are the face stage's (too_dark, ...); the engine adds frozen."""
         if self.last_t is not None and obs.t == self.last_t and obs.digest and obs.digest == self.last_digest:
-            self.duplicate_frames += 1  # the same frame delivered twice (a client retry)
+            self.duplicate_frames += 1  # the same frame delivered twice (a client retry): not stored
             return FrameOutcome(self._update(self.last_t, obs, quality_issues, duplicate=True))
+        for result in obs.identity:  # descriptors asked for on earlier frames (stored with this one)
+            self.identity.add(result)
         if self.last_t is not None and obs.t < self.last_t:
             self.late_frames += 1  # arrived after a newer frame: it must not rewrite the past
             return FrameOutcome(self._update(self.last_t, obs, quality_issues, late=True))
@@ -76,6 +81,7 @@ class RiskEngine:
         rel = relative_to(obs, self.calibrator.baseline, self.cfg.gaze)
         if obs.usable:
             judged = conditions(obs, rel, self.cfg, calibrated=self.calibrator.done)
+            judged["IDENTITY_MISMATCH"] = self.identity.mismatch_confidence()
         else:
             # An unusable frame holds every event as it is (it proves nothing either way) and
             # only feeds LOW_QUALITY, which is recorded but never scored.
@@ -102,13 +108,15 @@ class RiskEngine:
         self.last_t = t
         self.frames += 1
         self.peak_score = max(self.peak_score, self.score)
-        update = self._update(t, obs, quality_issues, gaze=rel.gaze, opened=opened, closed=closed)
+        wanted = self.identity.request(t, obs.faces, obs.yaw, obs.pitch, obs.usable, [e.type for e in closed])
+        update = self._update(t, obs, quality_issues, gaze=rel.gaze, opened=opened, closed=closed,
+                              identity_request=wanted)
         return FrameOutcome(update, opened_ids=tuple(e.id for e in opened), closed_ids=tuple(e.id for e in closed),
                             peaks=tuple(peaks))
 
     def _update(self, t: float, obs: Observation, quality_issues: Sequence[str], gaze: str | None = None,
                 opened: Sequence[Event] = (), closed: Sequence[Event] = (), late: bool = False,
-                duplicate: bool = False) -> RiskUpdate:
+                duplicate: bool = False, identity_request: str | None = None) -> RiskUpdate:
         if gaze is None:  # a late or duplicate frame: read against the baseline, scored nothing
             gaze = relative_to(obs, self.calibrator.baseline, self.cfg.gaze).gaze
         return RiskUpdate(
@@ -126,6 +134,8 @@ class RiskEngine:
             closed=tuple(e.type for e in closed),
             late=late,
             duplicate=duplicate,
+            identity=self.identity.to_dict(),
+            identity_request=identity_request,
         )
 
     def calibration(self, unset_reason: str = "calibrating") -> Baseline:
@@ -155,6 +165,7 @@ class RiskEngine:
             "duplicate_frames": self.duplicate_frames,
             "unusable_frames": self.unusable_frames,
             "calibration": self.calibration().to_dict(),
+            "identity": self.identity.to_dict(),
             "open_events": [e.to_dict(now) for e in self.open_events()],
             "events": [e.to_dict(now) for e in self.events],
             "last_frame_time": self.last_t,
@@ -190,5 +201,6 @@ class RiskEngine:
             "unusable_frames": self.unusable_frames,
             "violations_by_type": breakdown,
             "calibration": self.calibration("session too short").to_dict(),
+            "identity": self.identity.summary(),
             "events": [e.to_dict(end) for e in self.events],
         }

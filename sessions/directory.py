@@ -95,6 +95,9 @@ class SessionDirectory:
         return await self._call(session_id, "observe", image_bytes, face, detections, client_timestamp, arrival,
                                 on_retry=on_retry)
 
+    async def identity_result(self, session_id: str, result: dict[str, Any]) -> None:
+        await self._call(session_id, "identity_result", result)
+
     async def state(self, session_id: str, on_retry: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
         return await self._call(session_id, "state", on_retry=on_retry)
 

@@ -50,13 +50,15 @@ class SessionService:
         self.metrics = metrics
         self.max_open_sessions = max_open_sessions
 
-    async def start(self, candidate_id: str) -> StartedSession:
+    async def start(self, candidate_id: str, reference: list[float] | None = None) -> StartedSession:
+        """`reference`: a reference photo's face descriptor (pipeline.identity), compared with the
+        enrolled face once the session has enrolled."""
         # Check-then-insert: replicas racing at the limit may pass it by one each (documented).
         if await asyncio.to_thread(self.store.open_session_count) >= self.max_open_sessions:
             raise TooManySessions(f"too many open sessions (limit {self.max_open_sessions}): "
                                   "end finished sessions or try again later")
         session = StartedSession(await self.directory.reserve(), candidate_id, time.time())
-        await asyncio.to_thread(self.store.create, session.session_id, candidate_id, session.started_at)
+        await asyncio.to_thread(self.store.create, session.session_id, candidate_id, session.started_at, reference)
         await self.directory.state(session.session_id)  # the actor is up before the client sends frames
         await self.refresh_open_count()
         logger.info("session %s started for candidate %s", session.session_id, candidate_id)
@@ -88,6 +90,10 @@ class SessionService:
         before the crash, the retry is a duplicate (same capture time, same pixels): not scored twice."""
         return await self.directory.observe(session_id, image_bytes, face, detections, client_timestamp, arrival,
                                             on_retry=lambda: self._still_open(session_id))
+
+    async def identity_result(self, session_id: str, result: dict[str, Any]) -> None:
+        """A face descriptor the session's engine asked for; scored with its next frame."""
+        await self.directory.identity_result(session_id, result)
 
     async def state(self, session_id: str) -> dict[str, Any]:
         """The record's fields plus the live state of an open session, or an ended one's summary."""

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     clock_offset {real},                         -- client capture clock -> server time
     ended_at     {real},
     verdict      TEXT,
-    summary      TEXT
+    summary      TEXT,
+    reference    TEXT                            -- a reference photo's face descriptor (JSON), if one was given
 );
 CREATE TABLE IF NOT EXISTS observations (
     session_id TEXT NOT NULL,
@@ -70,7 +71,8 @@ CREATE TABLE IF NOT EXISTS leases (
 # SQLite: PRAGMA user_version; PostgreSQL: the schema_version table. Bump with a migration step.
 # 3: the leases table (created by the schema's CREATE TABLE IF NOT EXISTS).
 # 4: evidence.overlay (evidence is drawn when served, not by the session actor).
-SCHEMA_VERSION = 4
+# 5: sessions.reference (a reference photo's face descriptor, risk.identity).
+SCHEMA_VERSION = 5
 SESSION_TABLES = ("evidence", "events", "observations", "sessions")
 _LIVE = tuple(s.value for s in SessionStatus if s.live)
 
@@ -103,21 +105,25 @@ class SessionStoreBase:
         raise NotImplementedError
 
     # ---- sessions -----------------------------------------------------------------------------
-    def create(self, session_id: str, candidate_id: str, started_at: float) -> None:
-        self._write([("INSERT INTO sessions (session_id, candidate_id, started_at, last_seen_at) VALUES (?, ?, ?, ?)",
-                      (session_id, candidate_id, started_at, started_at))])
+    def create(self, session_id: str, candidate_id: str, started_at: float,
+               reference: list[float] | None = None) -> None:
+        """`reference`: the face descriptor of a reference photo (never the photo)."""
+        self._write([("INSERT INTO sessions (session_id, candidate_id, started_at, last_seen_at, reference) "
+                      "VALUES (?, ?, ?, ?, ?)", (session_id, candidate_id, started_at, started_at,
+                                                 json.dumps(reference) if reference is not None else None))])
 
     def get(self, session_id: str) -> dict[str, Any] | None:
         rows = self._read(
-            "SELECT session_id, candidate_id, started_at, status, last_seen_at, clock_offset, ended_at, verdict, summary "
-            "FROM sessions WHERE session_id = ?", (session_id,))
+            "SELECT session_id, candidate_id, started_at, status, last_seen_at, clock_offset, ended_at, verdict, summary, "
+            "reference FROM sessions WHERE session_id = ?", (session_id,))
         if not rows:
             return None
         keys = ("session_id", "candidate_id", "started_at", "status", "last_seen_at", "clock_offset",
-                "ended_at", "verdict", "summary")
+                "ended_at", "verdict", "summary", "reference")
         record = dict(zip(keys, rows[0]))
         record["status"] = SessionStatus(record["status"])
         record["summary"] = json.loads(record["summary"]) if record["summary"] else None
+        record["reference"] = json.loads(record["reference"]) if record["reference"] else None
         return record
 
     def setting(self, key: str, default: str) -> str:

@@ -44,6 +44,9 @@ class SqliteSessionStore(SessionStoreBase):
         if version < 4 and "evidence" in tables:
             if "overlay" not in {r[1] for r in self._conn.execute("PRAGMA table_info(evidence)")}:
                 self._conn.execute("ALTER TABLE evidence ADD COLUMN overlay TEXT")
+        if version < 5 and "sessions" in tables:
+            if "reference" not in {r[1] for r in self._conn.execute("PRAGMA table_info(sessions)")}:
+                self._conn.execute("ALTER TABLE sessions ADD COLUMN reference TEXT")
 
     def _write(self, statements: list[tuple[str, tuple]], require_first: bool = False) -> list[int] | None:
         with self._lock:

@@ -238,3 +238,28 @@ def test_postgres_password_stays_out_of_the_repr():
 
     assert redact_url("postgresql://proctor:s3cret@db:5432/proctor") == "postgresql://proctor:***@db:5432/proctor"
     assert redact_url("postgresql://proctor@db/proctor") == "postgresql://proctor@db/proctor"
+
+
+def test_a_reference_descriptor_is_kept_with_its_session_and_a_v4_store_takes_it(location, tmp_path):
+    """v5: sessions.reference holds a reference photo's face descriptor (never the photo)."""
+    store = open_store(location)
+    store.create("ref", "c", 1.0, reference=[0.125, -0.5, 0.25])
+    store.create("plain", "c", 2.0)
+    assert store.get("ref")["reference"] == [0.125, -0.5, 0.25] and store.get("plain")["reference"] is None
+    store.delete("ref")
+    assert store.get("ref") is None
+    if location.startswith("postgresql"):
+        return
+    old = tmp_path / "v4.sqlite3"  # a v4 store: its sessions table has no reference column
+    conn = sqlite3.connect(old)
+    conn.execute("CREATE TABLE sessions (session_id TEXT PRIMARY KEY, candidate_id TEXT NOT NULL, started_at REAL NOT "
+                 "NULL, status TEXT NOT NULL DEFAULT 'open', ending_since REAL, last_seen_at REAL, clock_offset REAL, "
+                 "ended_at REAL, verdict TEXT, summary TEXT)")
+    conn.execute("INSERT INTO sessions (session_id, candidate_id, started_at) VALUES ('kept', 'c', 5.0)")
+    conn.execute("PRAGMA user_version = 4")
+    conn.commit()
+    conn.close()
+    migrated = open_store(str(old))
+    assert migrated.get("kept")["reference"] is None and migrated.get("kept")["candidate_id"] == "c"
+    migrated.create("new", "c", 6.0, reference=[1.0])
+    assert migrated.get("new")["reference"] == [1.0]

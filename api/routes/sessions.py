@@ -11,6 +11,7 @@ from api.auth import require_integrator
 from api.schemas import (DeleteResponse, EndSessionRequest, EndSessionResponse, Health, SessionState,
                          StartSessionRequest, StartSessionResponse)
 from api.services import services_of
+from errors import InvalidRequest
 from report.build import report_path
 
 router = APIRouter(tags=["sessions"])
@@ -32,10 +33,15 @@ async def health() -> Health:
 
 
 @router.post("/start-session", response_model=StartSessionResponse, dependencies=integrator,
-             responses={200: {"links": SESSION_LINKS}, **errors.responses(400, 401, 422, 503)})
+             responses={200: {"links": SESSION_LINKS}, **errors.responses(400, 401, 413, 422, 503)})
 async def start_session(body: StartSessionRequest, request: Request) -> StartSessionResponse:
     services = services_of(request)
-    session = await services.sessions.start(body.candidate_id)
+    reference = None
+    if body.reference_image is not None:
+        if services.frames.identity is None:
+            raise InvalidRequest("reference_image: identity is off on this service (risk.identity.enabled)")
+        reference = await services.frames.identity.reference(body.reference_image)
+    session = await services.sessions.start(body.candidate_id, reference)
     token, expires = services.access.session_token(session.session_id, session.started_at)
     return StartSessionResponse(session_id=session.session_id, message="Session started",
                                 timestamp=session.started_at, session_token=token, token_expires_at=expires)
