@@ -44,6 +44,10 @@ class SqliteSessionStore(SessionStoreBase):
         if version < 4 and "evidence" in tables:
             if "overlay" not in {r[1] for r in self._conn.execute("PRAGMA table_info(evidence)")}:
                 self._conn.execute("ALTER TABLE evidence ADD COLUMN overlay TEXT")
+        # v5: the session's mode (audio_evidence comes with the schema script).
+        if version < 5 and "sessions" in tables:
+            if "mode" not in {r[1] for r in self._conn.execute("PRAGMA table_info(sessions)")}:
+                self._conn.execute("ALTER TABLE sessions ADD COLUMN mode TEXT NOT NULL DEFAULT 'interview'")
 
     def _write(self, statements: list[tuple[str, tuple]], require_first: bool = False) -> list[int] | None:
         with self._lock:
