@@ -73,13 +73,22 @@ def room_noise(seconds: float, seed: int) -> np.ndarray:
 
 
 def music(seconds: float, seed: int, kind: str = "melody") -> np.ndarray:
-    """Music-like tones, unit RMS: `melody` (notes of harmonic tones with vibrato, two voices),
+    """Non-speech sounds, unit RMS: `melody` (notes of harmonic tones with vibrato, two voices),
     `chords` (held triads changing every second), `tone` (a steady 440 Hz), `buzz` (a 120 Hz
-    sawtooth-like harmonic series, what fooled webrtcvad in the notes)."""
+    sawtooth-like harmonic series, what fooled webrtcvad in the notes), `typing` (keyboard clicks)."""
     rng = np.random.default_rng(seed)
     n = int(seconds * RATE)
     t = np.arange(n) / RATE
-    if kind == "tone":
+    if kind == "typing":  # keyboard clicks: 3-8 a second, each a few ms of filtered noise
+        out = np.zeros(n)
+        at = 0.0
+        while at < seconds:
+            i = int(at * RATE)
+            click = rng.standard_normal(120) * np.exp(-np.arange(120) / 25) * rng.uniform(0.5, 1.5)
+            out[i:i + 120] += click[:len(out[i:i + 120])]
+            at += rng.uniform(0.12, 0.33)
+        out += 0.01 * rng.standard_normal(n)
+    elif kind == "tone":
         out = np.sin(2 * np.pi * 440 * t)
     elif kind == "buzz":
         out = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 30))
