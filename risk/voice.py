@@ -79,9 +79,8 @@ class VoiceJudge:
 
     def frame(self, t: float, usable: bool, faces: int, mouth_openness: float | None) -> None:
         """Every scored frame (in the order the session scored them)."""
-        self.frames.append(_Frame(t, usable, faces, mouth_openness))
-        newest = max(f.t for f in (self.frames[-1], self.frames[0]))
-        while self.frames and self.frames[0].t < newest - KEEP_FRAMES_S:
+        self.frames.append(_Frame(t, usable, faces, mouth_openness))  # in time order: late frames never come here
+        while self.frames and self.frames[0].t < t - KEEP_FRAMES_S:
             self.frames.popleft()
 
     def mouth_at(self, t: float) -> str:
