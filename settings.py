@@ -39,7 +39,12 @@ EVENT_TYPES = (
     "EYES_CLOSED",
     "LOW_QUALITY",
     "IDENTITY_MISMATCH",
+    "SPEECH_DETECTED",  # audio (risk/voice.py): heard speech; exam mode
+    "SECOND_VOICE",  # audio: speech while the candidate's mouth is still or no face is in view
 )
+AUDIO_EVENT_TYPES = ("SPEECH_DETECTED", "SECOND_VOICE")
+SESSION_MODES = ("interview", "exam")
+SessionMode = Literal["interview", "exam"]
 
 
 class StrictModel(BaseModel):
@@ -286,6 +291,9 @@ def default_rules() -> dict[str, EventRule]:
         "LOW_QUALITY": _rule(2.0, 2, 0.5, 1.0, 0, 0, "low", None, None),  # recorded, never scored
         # Held open by risk.identity from sustained mismatching checks; one matching check closes it.
         "IDENTITY_MISMATCH": _rule(0.0, 1, 0.0, 30.0, 10, 20, "high", 1, 30),
+        # Audio: `min_frames` counts speech blocks (audio.block_windows x 32 ms); never CHEATING alone.
+        "SPEECH_DETECTED": _rule(1.0, 2, 2.0, 5.0, 1, 1, "low", 120, None),
+        "SECOND_VOICE": _rule(0.5, 2, 2.0, 5.0, 3, 5, "medium", 5, None),
     }
 
 
@@ -345,6 +353,46 @@ class IdentityConfig(StrictModel):
         return self
 
 
+class VoiceConfig(StrictModel):
+    """How heard speech becomes events (risk/voice.py). Speech is counted over a rolling window, so
+    the pauses between words neither reset nor split an episode. The mouth state comes from the
+    frames: still when the mouth opening moved less than `still_mouth_range` over the last frames."""
+
+    window_s: float = Field(5.0, gt=0, description="Speech is counted over this many recent seconds of audio.")
+    speech_min_s: float = Field(1.5, gt=0, description=(
+        "SPEECH_DETECTED holds while the window has at least this many seconds of speech."))
+    second_voice_min_s: float = Field(1.5, gt=0, description=(
+        "SECOND_VOICE holds while the window has at least this many seconds of speech heard while the candidate's "
+        "mouth was still or no face was in view."))
+    mouth_window_s: float = Field(3.0, gt=0, description=(
+        "The mouth state at a moment of speech is read from the frames of this many seconds before it."))
+    mouth_min_frames: int = Field(2, ge=2, description=(
+        "... at least this many frames with a face (fewer: the mouth state is unknown and the speech not counted)."))
+    still_mouth_range: float = Field(0.04, ge=0, description=(
+        "Mouth opening (inner-lip gap / width) moving less than this over those frames is a still mouth; a still "
+        "face measures 0.001-0.005 on the development clips, speaking swings 0.1-0.4."))
+    max_frame_age_s: float = Field(3.0, gt=0, description=(
+        "'No face in view' needs a usable frame without a face at most this old; older frames say nothing."))
+    modes: dict[str, list[str]] = Field(default_factory=lambda: {
+        "interview": ["SECOND_VOICE"], "exam": ["SPEECH_DETECTED", "SECOND_VOICE"]}, description=(
+        "Per session mode (/start-session `mode`): the audio events that count. Interview: the candidate is "
+        "expected to speak, so only a second voice; exam: any speech too (low weight)."))
+    evidence_max_s: float = Field(8.0, ge=0, le=30, description=(
+        "An audio event keeps a clip of at most this many seconds ending where it opened, as its evidence (the "
+        "only audio ever stored); 0: no clip, only the span's times. The session's actor holds this much of the "
+        "latest audio in memory to cut it from."))
+    evidence_pre_s: float = Field(1.0, ge=0, description="The clip starts this long before the speech that opened the event.")
+
+    @model_validator(mode="after")
+    def _known_modes(self) -> "VoiceConfig":
+        if set(self.modes) != set(SESSION_MODES):
+            raise ValueError(f"voice.modes must name exactly the modes {list(SESSION_MODES)}")
+        unknown = {kind for kinds in self.modes.values() for kind in kinds} - set(AUDIO_EVENT_TYPES)
+        if unknown:
+            raise ValueError(f"voice.modes may name only audio events {list(AUDIO_EVENT_TYPES)}, not {sorted(unknown)}")
+        return self
+
+
 class RiskConfig(StrictModel):
     """The risk engine: gaze and head limits, event rules, score and verdict."""
 
@@ -367,6 +415,7 @@ class RiskConfig(StrictModel):
     gaze: GazeConfig = Field(default_factory=GazeConfig, description="Gaze direction from the iris ratios.")
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig, description="The neutral pose and gaze.")
     identity: IdentityConfig = Field(default_factory=IdentityConfig, description="Identity continuity.")
+    voice: VoiceConfig = Field(default_factory=VoiceConfig, description="Audio events from speech and the mouth.")
     rules: dict[str, EventRule] = Field(default_factory=default_rules, description=(
         "Per event type; partial rules in the YAML override only the types they name."))
 
@@ -376,6 +425,43 @@ class RiskConfig(StrictModel):
         if unknown:
             raise ValueError(f"unknown event types in risk.rules: {sorted(unknown)}")
         self.rules = {**default_rules(), **self.rules}
+        return self
+
+
+# ---- audio -----------------------------------------------------------------------------------
+class AudioConfig(StrictModel):
+    """Audio in (pipeline/audio.py): 16 kHz mono 16-bit PCM WAV chunks over HTTP or the WebSocket, and
+    silero-vad's speech probability per 32 ms window, run in the ingress (audio/vad.py). How speech
+    becomes events: risk.voice."""
+
+    enabled: bool = Field(True, description=(
+        "false: audio is refused (403) and never analysed; the demo does not ask for the microphone."))
+    default_mode: SessionMode = Field("interview", description=(
+        "A session's mode when /start-session names none: which audio events count (risk.voice.modes)."))
+    max_chunk_s: float = Field(2.0, gt=0, le=10, description="Longest audio chunk accepted, in seconds (413 above).")
+    max_audio_rate: float = Field(1.5, gt=0, description=(
+        "Seconds of audio one session may send per second on average, per ingress replica (429 + Retry-After "
+        "above): real time with room for a client catching up."))
+    audio_burst_s: float = Field(10.0, gt=0, description="Burst allowance of that rate, in seconds of audio.")
+    max_queued_chunks: int = Field(8, ge=1, description=(
+        "Audio chunks a WebSocket stream holds waiting (audio is never dropped for a newer chunk, unlike frames); "
+        "beyond this a chunk is refused (503)."))
+    vad_model: Literal["silero_vad_16k_op15.onnx", "silero_vad.onnx"] = Field("silero_vad_16k_op15.onnx", description=(
+        "The silero-vad 6.2.3 ONNX model run (shipped in its wheel): the 16 kHz-only export gives the same "
+        "probabilities and was the cheaper here (bench/audio_cost.py measures it)."))
+    threshold: float = Field(0.5, gt=0, lt=1, description="A 32 ms window with speech probability at or over this is speech.")
+    neg_margin: float = Field(0.15, ge=0, lt=1, description=(
+        "Speech ends only under threshold - this (silero's own hysteresis) ..."))
+    min_silence_s: float = Field(0.25, ge=0, description="... for at least this long (the gaps between words stay speech).")
+    block_windows: int = Field(8, ge=1, le=64, description=(
+        "32 ms windows per speech block: the unit the risk engine steps on (8: 0.256 s)."))
+    stream_gap_s: float = Field(0.1, gt=0, description=(
+        "A chunk starting further than this from where the last one ended starts the speech model afresh."))
+
+    @model_validator(mode="after")
+    def _burst_holds_a_chunk(self) -> "AudioConfig":
+        if self.audio_burst_s < self.max_chunk_s:
+            raise ValueError("audio.audio_burst_s must be at least audio.max_chunk_s (else no chunk could pass)")
         return self
 
 
@@ -390,6 +476,7 @@ class AppConfig(StrictModel):
     detector_gate: DetectorGateConfig = Field(default_factory=DetectorGateConfig, description=(
         "When the ingress runs YOLO on a frame (change-gated detection)."))
     risk: RiskConfig = Field(default_factory=RiskConfig, description="The risk engine.")
+    audio: AudioConfig = Field(default_factory=AudioConfig, description="Audio in and speech detection.")
 
 
 def resolve_environment(cfg: AppConfig, environ: Mapping[str, str] | None = None) -> AppConfig:

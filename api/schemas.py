@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 Gaze = Literal["center", "left", "right", "up", "down", "unknown"]
 Verdict = Literal["CLEAN", "SUSPICIOUS", "CHEATING"]
 Severity = Literal["low", "medium", "high"]
+Mode = Literal["interview", "exam"]
 
 
 # ---- requests --------------------------------------------------------------------------------
@@ -21,6 +22,9 @@ class StartSessionRequest(BaseModel):
         "optional: an ID or registration photo of the candidate (base64 JPEG, PNG or WebP, the limits of a frame), "
         "showing one face; the enrolled face is compared with it and the report says match / uncertain / no match. "
         "Only its face descriptor is kept."))
+    mode: Mode | None = Field(None, description=(
+        "which audio events count: interview (SECOND_VOICE only: the candidate is expected to speak) or exam "
+        "(also SPEECH_DETECTED); absent: audio.default_mode"))
 
 
 class AnalyzeFrameRequest(BaseModel):
@@ -29,6 +33,15 @@ class AnalyzeFrameRequest(BaseModel):
     timestamp: float | None = Field(None, description=(
         "capture time in seconds, any clock: the first one is anchored to arrival time and later ones keep "
         "their spacing; absent: arrival time"))
+
+
+class AnalyzeAudioRequest(BaseModel):
+    session_id: UUID = Field(description="from /start-session")
+    audio: str = Field(description=(
+        "base64 WAV of 16 kHz mono 16-bit PCM, at most audio.max_chunk_s seconds; a data URL prefix is allowed"))
+    timestamp: float | None = Field(None, description=(
+        "capture time of the chunk's first sample in seconds, on the same clock as the frames' timestamps; "
+        "absent: the chunk ended as it arrived (back to back with the last one for the speech model)"))
 
 
 class EndSessionRequest(BaseModel):
@@ -47,7 +60,8 @@ class EventOut(BaseModel):
 
     id: str = Field(description="stable within the session, e.g. 0001-phone-detected")
     type: str = Field(description="FACE_MISSING, MULTIPLE_FACES, EXTRA_PERSON, LOOKING_AWAY, HEAD_TURNED, "
-                                  "PHONE_DETECTED, BOOK_DETECTED, DEVICE_DETECTED, TALKING, EYES_CLOSED, LOW_QUALITY")
+                                  "PHONE_DETECTED, BOOK_DETECTED, DEVICE_DETECTED, TALKING, EYES_CLOSED, LOW_QUALITY, "
+                                  "SPEECH_DETECTED, SECOND_VOICE (audio)")
     severity: Severity
     start: float = Field(description="frame time the condition began (s)")
     end: float | None = Field(description="frame time it cleared; null while open")
@@ -149,6 +163,25 @@ class StageLatency(BaseModel):
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 
 
+class AudioLatency(BaseModel):
+    """Milliseconds spent per stage of this audio chunk, inside the service."""
+
+    validate_ms: float = Field(alias="validate", description="admission: session, limits, the WAV's header")
+    vad: float = Field(description="the speech model over the chunk (silero-vad, in the ingress)")
+    risk: float = Field(description="the session's update and its store write")
+    total: float
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+
+class AudioSettings(BaseModel):
+    """What the candidate's client needs to know to send audio."""
+
+    enabled: bool = Field(description="false: audio is refused (403); send frames only")
+    sample_rate: int = Field(16000, description="WAV chunks must be this many Hz, mono, 16-bit PCM")
+    max_chunk_s: float = Field(description="longest chunk accepted")
+
+
 # ---- answers ---------------------------------------------------------------------------------
 class StartSessionResponse(BaseModel):
     session_id: UUID
@@ -156,6 +189,8 @@ class StartSessionResponse(BaseModel):
     timestamp: float
     session_token: str = Field(description="for the candidate's client: opens /analyze-frame for this session only")
     token_expires_at: float
+    mode: Mode = Field(description="which audio events count in this session")
+    audio: AudioSettings
 
 
 class AnalyzeFrameResponse(BaseModel):
@@ -184,6 +219,26 @@ class AnalyzeFrameResponse(BaseModel):
     duplicate: bool = Field(description="the same frame delivered again: answered, not scored twice")
     identity: Identity = Field(description="the session's identity as of this frame (checks run at a cadence)")
     latency_ms: StageLatency
+
+
+class AnalyzeAudioResponse(BaseModel):
+    session_id: UUID
+    risk_score: int = Field(ge=0, le=100)
+    cheating: bool
+    chunk_time: float = Field(description="the chunk's first sample on the session's clock (server seconds)")
+    duration_s: float
+    speech: bool = Field(description="speech was heard in this chunk")
+    speech_seconds: float = Field(description="how much of the chunk was speech (silero-vad, smoothed)")
+    speech_probability: float = Field(description="the model's highest mean speech probability over a block of it")
+    mouth: Literal["moving", "still", "no_face", "unknown"] = Field(description=(
+        "the candidate's mouth at the chunk's end, from the frames: speech while still or with no face counts "
+        "towards SECOND_VOICE"))
+    events: list[EventOut] = Field(description="events open after this chunk (frame and audio events)")
+    events_opened: list[str]
+    events_closed: list[str]
+    late: bool = Field(description="starts inside audio already heard: answered, not scored")
+    duplicate: bool = Field(description="the same chunk again: answered, not scored twice")
+    latency_ms: AudioLatency
 
 
 class TypeBreakdown(BaseModel):
@@ -219,6 +274,7 @@ class SessionHeader(BaseModel):
     started_at: float
     ended_at: float | None
     verdict: Verdict | None
+    mode: Mode = Field("interview", description="which audio events count")
 
 
 class SessionState(SessionHeader):
@@ -241,15 +297,26 @@ class SessionState(SessionHeader):
     late_frames: int = 0
     duplicate_frames: int = 0
     unusable_frames: int = 0
+    audio_seconds: float = Field(0.0, description="seconds of audio heard (scored chunks)")
     calibration: Calibration | None = None
     identity: Identity | None = None
     events: list[EventOut] = Field(default_factory=list)
+
+
+class AudioEvidence(BaseModel):
+    """An audio event's evidence: the span of speech that opened it, and its clip when one is kept."""
+
+    start_offset_s: float = Field(description="the clip's (or span's) start, seconds from the session's start")
+    end_offset_s: float
+    clip_url: str | None = Field(description="the clip as a 16 kHz WAV; null when none is kept (evidence_max_s: 0)")
+    waveform: list[float] = Field(description="the clip's peak level (0-1) over equal slices, for drawing")
 
 
 class ReportEvent(EventOut):
     start_offset_s: float = Field(description="seconds from the session's start")
     end_offset_s: float | None
     evidence_url: str | None = Field(description="the evidence frame (its strongest signal, boxes drawn)")
+    audio: AudioEvidence | None = Field(None, description="audio events: the span and clip of the speech")
 
 
 class TimelinePoint(BaseModel):
@@ -274,6 +341,10 @@ class Report(SessionHeader):
     identity: IdentitySummary | None
     events: list[ReportEvent]
     timeline: list[TimelinePoint]
+    audio_seconds: float = Field(0.0, description="seconds of audio received")
+    speech: list[list[float]] = Field(default_factory=list, description=(
+        "where speech was heard: [start, end] seconds from the session's start (from stored speech summaries; "
+        "the audio itself is not stored)"))
 
 
 class DeleteResponse(BaseModel):

@@ -8,6 +8,7 @@ from fastapi import Request
 from starlette.requests import HTTPConnection
 
 from auth.tokens import AccessPolicy
+from pipeline.audio import AudioPipeline
 from pipeline.frame import FramePipeline
 from sessions.service import SessionService
 from settings import AppConfig
@@ -21,6 +22,7 @@ class Services:
     sessions: SessionService
     frames: FramePipeline
     store: SessionStoreBase
+    audio: AudioPipeline
 
 
 def services_of(connection: HTTPConnection | Request) -> Services:

@@ -17,6 +17,7 @@ from api.services import Services
 from auth.limits import FrameRateLimiter
 from auth.tokens import AccessPolicy, new_secret
 from observability import ProctorMetrics
+from pipeline.audio import AudioPipeline
 from pipeline.frame import FramePipeline
 from pipeline.gate import DetectorGate
 from pipeline.identity import IdentityChecks
@@ -81,11 +82,16 @@ class Ingress:
                                      cfg.ingress.session_call_timeout_s, warm=cfg.ingress.warm_session_actors,
                                      warm_ttl_s=cfg.ingress.warm_actor_ttl_s)
         gate = DetectorGate(cfg.detector_gate, max_sessions=2 * cfg.ingress.max_open_sessions)
-        sessions = SessionService(store, directory, (limiter, gate), metrics, cfg.ingress.max_open_sessions)
+        caches = [limiter, gate]  # forgotten when a session ends; the audio pipeline joins below
+        sessions = SessionService(store, directory, caches, metrics, cfg.ingress.max_open_sessions)
         models = ModelStages(face_gaze, object_detector, cfg.ingress.model_timeout_s)
         identity = None if face_identity is None else IdentityChecks(face_identity, models, sessions, cfg.ingress)
         frames = FramePipeline(cfg.ingress, access, sessions, models, limiter, gate, metrics, identity)
-        self.services = Services(config=cfg, access=access, sessions=sessions, frames=frames, store=store)
+        audio = AudioPipeline(cfg.audio, access, sessions, FrameRateLimiter(cfg.audio.max_audio_rate, cfg.audio.audio_burst_s),
+                              metrics, keep_samples=cfg.risk.voice.evidence_max_s > 0,
+                              max_sessions=2 * cfg.ingress.max_open_sessions)
+        caches.append(audio)
+        self.services = Services(config=cfg, access=access, sessions=sessions, frames=frames, store=store, audio=audio)
         await sessions.refresh_open_count()
         directory.top_up()
         self._directory = directory

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     ending_since {real},                         -- when an end was claimed (to release a stuck one)
     last_seen_at {real},                         -- server time of the last frame
     clock_offset {real},                         -- client capture clock -> server time
+    mode         TEXT NOT NULL DEFAULT 'interview', -- interview | exam: which audio events count
     ended_at     {real},
     verdict      TEXT,
     summary      TEXT,
@@ -61,6 +62,14 @@ CREATE TABLE IF NOT EXISTS evidence (
                                                  -- (JSON; NULL: a v3 row, already drawn)
     PRIMARY KEY (session_id, event_id)
 );
+CREATE TABLE IF NOT EXISTS audio_evidence (
+    session_id TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    t_start    {real} NOT NULL,                  -- the clip's span on the session's clock
+    t_end      {real} NOT NULL,
+    wav        {blob},                           -- 16 kHz mono 16-bit WAV; NULL: times only (no clip kept)
+    PRIMARY KEY (session_id, event_id)
+);
 CREATE TABLE IF NOT EXISTS leases (
     name       TEXT PRIMARY KEY,                 -- a job one process of the application runs (the reaper)
     holder     TEXT NOT NULL,
@@ -72,8 +81,9 @@ CREATE TABLE IF NOT EXISTS leases (
 # 3: the leases table (created by the schema's CREATE TABLE IF NOT EXISTS).
 # 4: evidence.overlay (evidence is drawn when served, not by the session actor).
 # 5: sessions.reference (a reference photo's face descriptor, risk.identity).
-SCHEMA_VERSION = 5
-SESSION_TABLES = ("evidence", "events", "observations", "sessions")
+# 6: sessions.mode and the audio_evidence table (audio events' clips: the only audio stored).
+SCHEMA_VERSION = 6
+SESSION_TABLES = ("audio_evidence", "evidence", "events", "observations", "sessions")
 _LIVE = tuple(s.value for s in SessionStatus if s.live)
 
 
@@ -105,21 +115,21 @@ class SessionStoreBase:
         raise NotImplementedError
 
     # ---- sessions -----------------------------------------------------------------------------
-    def create(self, session_id: str, candidate_id: str, started_at: float,
+    def create(self, session_id: str, candidate_id: str, started_at: float, mode: str = "interview",
                reference: list[float] | None = None) -> None:
-        """`reference`: the face descriptor of a reference photo (never the photo)."""
-        self._write([("INSERT INTO sessions (session_id, candidate_id, started_at, last_seen_at, reference) "
-                      "VALUES (?, ?, ?, ?, ?)", (session_id, candidate_id, started_at, started_at,
-                                                 json.dumps(reference) if reference is not None else None))])
+        """`mode`: interview | exam; `reference`: the face descriptor of a reference photo (never the photo)."""
+        self._write([("INSERT INTO sessions (session_id, candidate_id, started_at, last_seen_at, mode, reference) "
+                      "VALUES (?, ?, ?, ?, ?, ?)", (session_id, candidate_id, started_at, started_at, mode,
+                                                    json.dumps(reference) if reference is not None else None))])
 
     def get(self, session_id: str) -> dict[str, Any] | None:
         rows = self._read(
             "SELECT session_id, candidate_id, started_at, status, last_seen_at, clock_offset, ended_at, verdict, summary, "
-            "reference FROM sessions WHERE session_id = ?", (session_id,))
+            "mode, reference FROM sessions WHERE session_id = ?", (session_id,))
         if not rows:
             return None
         keys = ("session_id", "candidate_id", "started_at", "status", "last_seen_at", "clock_offset",
-                "ended_at", "verdict", "summary", "reference")
+                "ended_at", "verdict", "summary", "mode", "reference")
         record = dict(zip(keys, rows[0]))
         record["status"] = SessionStatus(record["status"])
         record["summary"] = json.loads(record["summary"]) if record["summary"] else None
@@ -181,9 +191,11 @@ class SessionStoreBase:
     def record_frame(self, session_id: str, seq: int, t: float, score: float, attention: float,
                      observation: dict[str, Any], events: list[dict[str, Any]],
                      evidence: list[tuple[str, float, float, bytes, dict[str, Any]]], seen_at: float,
-                     clock_offset: float | None = None) -> None:
-        """One frame, one transaction: its observation, the session's last-seen time (and, on the
-        first timestamped frame, the clock offset), the events it changed, their evidence."""
+                     clock_offset: float | None = None,
+                     audio_evidence: list[tuple[str, float, float, bytes | None]] = ()) -> None:
+        """One frame or audio chunk, one transaction: its observation, the session's last-seen time
+        (and, on the first timestamped one, the clock offset), the events it changed, their evidence
+        (frames; audio clips: (event id, start, end, WAV or None))."""
         statements = [
             ("INSERT INTO observations (session_id, seq, t, score, attention, data) VALUES (?, ?, ?, ?, ?, ?) "
              "ON CONFLICT (session_id, seq) DO UPDATE SET t = excluded.t, score = excluded.score, "
@@ -200,6 +212,10 @@ class SessionStoreBase:
                         "overlay = excluded.overlay",
                         (session_id, event_id, t_ev, conf, frame, json.dumps(overlay)))
                        for event_id, t_ev, conf, frame, overlay in evidence]
+        statements += [("INSERT INTO audio_evidence (session_id, event_id, t_start, t_end, wav) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT (session_id, event_id) DO UPDATE SET t_start = excluded.t_start, "
+                        "t_end = excluded.t_end, wav = excluded.wav", (session_id, event_id, t0, t1, wav))
+                       for event_id, t0, t1, wav in audio_evidence]
         self._write(statements)
 
     @staticmethod
@@ -226,6 +242,17 @@ class SessionStoreBase:
             return None
         frame, overlay = rows[0]
         return bytes(frame), (json.loads(overlay) if overlay is not None else None)
+
+    def audio_spans(self, session_id: str) -> dict[str, tuple[float, float, bool]]:
+        """Per audio event with evidence: (start, end, whether a clip is kept)."""
+        rows = self._read("SELECT event_id, t_start, t_end, wav IS NOT NULL FROM audio_evidence WHERE session_id = ?",
+                          (session_id,))
+        return {event_id: (t0, t1, bool(has_clip)) for event_id, t0, t1, has_clip in rows}
+
+    def audio_clip(self, session_id: str, event_id: str) -> bytes | None:
+        """An audio event's evidence clip (a WAV); None when there is none."""
+        rows = self._read("SELECT wav FROM audio_evidence WHERE session_id = ? AND event_id = ?", (session_id, event_id))
+        return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def evidence_confidences(self, session_id: str) -> dict[str, float]:
         return dict(self._read("SELECT event_id, confidence FROM evidence WHERE session_id = ?", (session_id,)))

@@ -94,6 +94,8 @@ class PostgresSessionStore(SessionStoreBase):
             conn.execute("ALTER TABLE evidence ADD COLUMN IF NOT EXISTS overlay TEXT")
         if version < 5:
             conn.execute("ALTER TABLE sessions ADD COLUMN IF NOT EXISTS reference TEXT")
+        if version < 6:  # audio_evidence comes with the schema
+            conn.execute("ALTER TABLE sessions ADD COLUMN IF NOT EXISTS mode TEXT NOT NULL DEFAULT 'interview'")
 
     def _write(self, statements: list[tuple[str, tuple]], require_first: bool = False) -> list[int] | None:
         def work(conn: psycopg.Connection) -> list[int] | None:

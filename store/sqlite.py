@@ -47,6 +47,10 @@ class SqliteSessionStore(SessionStoreBase):
         if version < 5 and "sessions" in tables:
             if "reference" not in {r[1] for r in self._conn.execute("PRAGMA table_info(sessions)")}:
                 self._conn.execute("ALTER TABLE sessions ADD COLUMN reference TEXT")
+        # v6: the session's mode (audio_evidence comes with the schema script).
+        if version < 6 and "sessions" in tables:
+            if "mode" not in {r[1] for r in self._conn.execute("PRAGMA table_info(sessions)")}:
+                self._conn.execute("ALTER TABLE sessions ADD COLUMN mode TEXT NOT NULL DEFAULT 'interview'")
 
     def _write(self, statements: list[tuple[str, tuple]], require_first: bool = False) -> list[int] | None:
         with self._lock:

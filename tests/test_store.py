@@ -177,6 +177,40 @@ def test_a_v3_store_keeps_its_drawn_evidence_and_takes_overlays(location):
     assert store.evidence("new", "e1") == (b"raw", {"caption": "x"})
 
 
+def test_a_v4_store_gains_the_session_mode_and_audio_evidence(location):
+    """v5 adds sessions.mode (old sessions: interview) and the audio_evidence table; a v4 database
+    keeps its sessions, and audio clips are stored, read and deleted with their session."""
+    v4_sessions = ("CREATE TABLE sessions (session_id TEXT PRIMARY KEY, candidate_id TEXT NOT NULL, "
+                   "started_at {real} NOT NULL, status TEXT NOT NULL DEFAULT 'open', ending_since {real}, "
+                   "last_seen_at {real}, clock_offset {real}, ended_at {real}, verdict TEXT, summary TEXT)")
+    if location.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as conn:
+            conn.execute(v4_sessions.format(real="DOUBLE PRECISION"))
+            conn.execute("INSERT INTO sessions (session_id, candidate_id, started_at) VALUES ('old', 'c', 1.0)")
+            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            conn.execute("INSERT INTO schema_version VALUES (4)")
+    else:
+        conn = sqlite3.connect(location)
+        conn.execute(v4_sessions.format(real="REAL"))
+        conn.execute("INSERT INTO sessions (session_id, candidate_id, started_at) VALUES ('old', 'c', 1.0)")
+        conn.execute("PRAGMA user_version = 4")
+        conn.commit()
+        conn.close()
+    store = open_store(location)
+    assert store.get("old")["mode"] == "interview"
+    store.create("new", "c", 10.0, mode="exam")
+    assert store.get("new")["mode"] == "exam"
+    store.record_frame("new", 1, 12.0, 5.0, 100.0, {"kind": "audio", "t": 11.5}, [], [], seen_at=12.0,
+                       audio_evidence=[("0001-second-voice", 10.5, 12.0, b"RIFFclip"), ("0002-speech-detected", 11.0, 12.0, None)])
+    assert store.audio_spans("new") == {"0001-second-voice": (10.5, 12.0, True), "0002-speech-detected": (11.0, 12.0, False)}
+    assert store.audio_clip("new", "0001-second-voice") == b"RIFFclip"
+    assert store.audio_clip("new", "0002-speech-detected") is None
+    assert store.delete("new")
+    assert store.audio_spans("new") == {} and store.audio_clip("new", "0001-second-voice") is None
+
+
 # ---- PostgreSQL only ------------------------------------------------------------------------------
 def test_postgres_schema_types_and_version(postgres_url):
     import psycopg
