@@ -75,6 +75,7 @@ RUN set -eu; mkdir -p models; \
 COPY graph.py settings.py contracts.py errors.py observability.py ./
 COPY config/ config/
 COPY api/ api/
+COPY audio/ audio/
 COPY auth/ auth/
 COPY deployments/ deployments/
 COPY devtools/ devtools/

@@ -3,6 +3,8 @@
     Ingress --bytes--> FaceGaze        -> FaceResult | FrameRejected
     Ingress --bytes--> ObjectDetector  -> Detections | FrameRejected   (one per batch slot)
     Ingress --bytes, FaceResult, Detections--> RiskSession -> RiskUpdate
+    Ingress --bytes, FaceBox--> FaceIdentity -> IdentitySample | FrameRejected   (when a session asks)
+    Ingress --AudioChunk (speech blocks from the ingress's VAD, samples)--> RiskSession -> AudioUpdate
 
 Frozen dataclasses: cheap to pickle through Ray handles, read by attribute (never by key), and
 testable without Ray. The HTTP answer is built from these by one pure function,
@@ -107,6 +109,16 @@ class Detections:
 
 
 @dataclass(frozen=True)
+class IdentitySample:
+    """One face's descriptor (vision/identity.py), or why the face could not be read. `chip` (JPEG
+    of the aligned face) only when asked for: the enrolment face a reviewer sees beside a mismatch."""
+    descriptor: tuple[float, ...] | None
+    reason: str | None = None
+    chip: bytes | None = None
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True)
 class FrameRejected:
     """A model's answer for a frame it could not use: a value in its batch slot, so one bad frame
     never fails the batch. The ingress raises it as the FrameError it stands for."""
@@ -156,3 +168,49 @@ class RiskUpdate:
     closed: tuple[str, ...] = ()
     late: bool = False  # older than a frame already scored: answered, not scored
     duplicate: bool = False  # the same frame again: answered, not scored twice
+    identity: dict[str, Any] | None = None  # risk.identity.IdentityTracker.to_dict()
+    identity_request: str | None = None  # enrol | verify: a descriptor of this frame's face is wanted
+
+
+@dataclass(frozen=True)
+class SpeechBlock:
+    """A few 32 ms windows of audio as silero-vad heard them (audio/vad.py): when, how long, the
+    share of it that is speech (after smoothing), and the model's mean speech probability."""
+
+    t: float  # seconds: the client's capture clock in the ingress, from the chunk's start in an AudioChunk
+    duration: float
+    speech: float  # 0..1
+    probability: float
+
+    def to_list(self) -> list[float]:
+        """Exact (JSON keeps a float's every digit): the stored row must replay to the same events."""
+        return [self.t, self.duration, self.speech, self.probability]
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """One audio chunk for the session's actor: its capture time, length, speech blocks (times from
+    the chunk's start) and samples (16 kHz mono int16; empty when no evidence clip is kept)."""
+
+    timestamp: float | None  # the client's capture time of the first sample, any clock (None: arrival)
+    duration: float
+    blocks: tuple[SpeechBlock, ...]
+    pcm: bytes = b""
+    position: str = "next"  # the ingress's view: next | duplicate | late (audio/vad.SpeechStream.position)
+
+
+@dataclass(frozen=True)
+class AudioUpdate:
+    """What the session decided about one audio chunk."""
+
+    risk_score: int
+    cheating: bool
+    chunk_time: float  # the chunk's start on the session's clock (server seconds)
+    duration: float
+    speech_seconds: float  # speech heard in this chunk
+    mouth: str  # the candidate's mouth at the chunk's end: moving | still | no_face | unknown
+    open_events: tuple[dict[str, Any], ...]
+    opened: tuple[str, ...] = ()
+    closed: tuple[str, ...] = ()
+    late: bool = False
+    duplicate: bool = False

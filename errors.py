@@ -48,6 +48,23 @@ class FrameError(ProctorError, ValueError):
         self.problem = FrameProblem(problem)
 
 
+class AudioProblem(str, Enum):
+    """Why an audio chunk cannot be used."""
+
+    MALFORMED = "malformed"  # not base64, empty, or a stream message without its header
+    TOO_LARGE = "too_large"  # longer than the chunk limit
+    UNSUPPORTED = "unsupported"  # not a WAV, or not 16 kHz mono 16-bit PCM
+    CORRUPT = "corrupt"  # a WAV whose chunks do not add up (truncated, odd sample bytes)
+
+
+class AudioError(ProctorError, ValueError):
+    """An audio chunk the service cannot use, and why."""
+
+    def __init__(self, message: str, problem: AudioProblem = AudioProblem.UNSUPPORTED):
+        super().__init__(message)
+        self.problem = AudioProblem(problem)
+
+
 class InvalidRequest(ProctorError):
     """A well-formed request with a value the service does not take."""
 
@@ -59,6 +76,10 @@ class Unauthenticated(ProctorError):
 
 class Forbidden(ProctorError):
     """Valid credentials for something else (another session's token)."""
+
+
+class AudioDisabled(Forbidden):
+    """Audio sent to a deployment whose config turns audio off (audio.enabled: false)."""
 
 
 # ---- sessions --------------------------------------------------------------------------------

@@ -21,6 +21,9 @@ class ProctorMetrics:
         self._gate = metrics.Counter("proctor_detector_gate_total", description=(
             "Detector gate decisions: reused (YOLO skipped) or why YOLO ran"), tag_keys=("decision",))
         self._open_sessions = metrics.Gauge("proctor_open_sessions", description="Open sessions (session store)")
+        self._audio = metrics.Counter("proctor_audio_seconds_total", description=(
+            "Seconds of audio answered, by outcome: speech (some speech heard), silence, late, duplicate, refused"),
+            tag_keys=("outcome",))
 
     def frame(self, outcome: str) -> None:
         """ok | unusable | late | duplicate | rate_limited | saturated"""
@@ -37,6 +40,10 @@ class ProctorMetrics:
     def detector_gate(self, decision: str) -> None:
         """reused | off | cold | objects | stale | changed | faces | head_turned"""
         self._gate.inc(tags={"decision": decision})
+
+    def audio(self, outcome: str, seconds: float) -> None:
+        """speech | silence | late | duplicate | refused"""
+        self._audio.inc(seconds, tags={"outcome": outcome})
 
     def open_sessions(self, count: int) -> None:
         self._open_sessions.set(count)

@@ -41,7 +41,13 @@ EVENT_TYPES = (
     "TALKING",
     "EYES_CLOSED",
     "LOW_QUALITY",
+    "IDENTITY_MISMATCH",
+    "SPEECH_DETECTED",  # audio (risk/voice.py): heard speech; exam mode
+    "SECOND_VOICE",  # audio: speech while the candidate's mouth is still or no face is in view
 )
+AUDIO_EVENT_TYPES = ("SPEECH_DETECTED", "SECOND_VOICE")
+SESSION_MODES = ("interview", "exam")
+SessionMode = Literal["interview", "exam"]
 
 
 class StrictModel(BaseModel):
@@ -361,6 +367,11 @@ def default_rules() -> dict[str, EventRule]:
         "TALKING": _rule(2.0, 3, 1.0, 2.0, 2, 2, "low", 30, None),
         "EYES_CLOSED": _rule(3.0, 2, 0.5, 1.0, 1, 1, "low", None, None),
         "LOW_QUALITY": _rule(2.0, 2, 0.5, 1.0, 0, 0, "low", None, None),  # recorded, never scored
+        # Held open by risk.identity from sustained mismatching checks; one matching check closes it.
+        "IDENTITY_MISMATCH": _rule(0.0, 1, 0.0, 30.0, 10, 20, "high", 1, 30),
+        # Audio: `min_frames` counts speech blocks (audio.block_windows x 32 ms); never CHEATING alone.
+        "SPEECH_DETECTED": _rule(1.0, 2, 2.0, 5.0, 1, 1, "low", 120, None),
+        "SECOND_VOICE": _rule(0.5, 2, 2.0, 5.0, 3, 5, "medium", 5, None),
     }
 
 
@@ -373,6 +384,91 @@ class CalibrationConfig(StrictModel):
     max_pitch_deg: float = Field(30.0, ge=0, description="A baseline head pitch farther off than this is not believed.")
     max_gaze_offset: float = Field(0.12, ge=0, description=(
         "An iris offset beyond this is not believed as neutral (gaze then stays uncorrected)."))
+
+
+class IdentityConfig(StrictModel):
+    """Identity continuity: the candidate enrolled from the first seconds, re-verified at a cadence
+    (risk/identity.py; descriptors from vision/identity.py, dlib's ResNet)."""
+
+    enabled: bool = Field(True, description=(
+        "Off: no face descriptors are computed or stored, `identity.status` is `off`, and /start-session "
+        "refuses a reference_image."))
+    enrol_window_s: float = Field(15.0, gt=0, description=(
+        "Enrolment takes descriptors from the usable one-face frames of this many seconds from the first such "
+        "frame (the calibration window's frames and a little more, so a 1 frame/s session gets several)."))
+    enrol_min_descriptors: int = Field(3, ge=1, description=(
+        "Fewer faces that pass the quality gates in the window than this: `unenrolled`, with the reason; never "
+        "flagged for it."))
+    enrol_max_descriptors: int = Field(5, ge=1, description="Descriptors kept for the enrolled identity.")
+    enrol_max_spread: float = Field(0.5, gt=0, description=(
+        "Enrolment descriptors farther apart than this are not one person: `unenrolled` (two people took turns)."))
+    check_every_s: float = Field(10.0, gt=0, description=(
+        "Re-verification cadence; also right after the face returns from FACE_MISSING and when MULTIPLE_FACES "
+        "closes."))
+    match_max_distance: float = Field(0.45, gt=0, description=(
+        "A check's distance to the nearest enrolment descriptor at or under this is `match` (docs/ACCURACY.md)."))
+    mismatch_min_distance: float = Field(0.55, gt=0, description=(
+        "Over this is `mismatch`; between the two, `uncertain` (counts neither way)."))
+    mismatch_checks: int = Field(3, ge=1, description=(
+        "IDENTITY_MISMATCH opens after this many mismatching checks in a row (a `match` resets the count)."))
+    min_face_px: float = Field(80, gt=0, description="Quality gate: the face box's height in the frame, in pixels.")
+    max_yaw_deg: float = Field(20, gt=0, description="Quality gate: |head yaw| at most this (a frontal face) ...")
+    max_pitch_deg: float = Field(20, gt=0, description="... and |head pitch| at most this.")
+    min_face_brightness: float = Field(40, ge=0, le=255, description=(
+        "Quality gate: mean grey level of the aligned face at least this ..."))
+    max_face_brightness: float = Field(225, ge=0, le=255, description="... and at most this.")
+    min_face_sharpness: float = Field(20, ge=0, description=(
+        "Quality gate: variance of the Laplacian of the aligned 150-px face at least this."))
+    request_timeout_s: float = Field(20.0, gt=0, description=(
+        "A descriptor asked for and not delivered within this (a busy or restarted replica) is asked again."))
+
+    @model_validator(mode="after")
+    def _bands_in_order(self) -> "IdentityConfig":
+        if self.match_max_distance > self.mismatch_min_distance:
+            raise ValueError("identity.match_max_distance must not exceed mismatch_min_distance")
+        if self.enrol_min_descriptors > self.enrol_max_descriptors:
+            raise ValueError("identity.enrol_min_descriptors must not exceed enrol_max_descriptors")
+        return self
+
+
+class VoiceConfig(StrictModel):
+    """How heard speech becomes events (risk/voice.py). Speech is counted over a rolling window, so
+    the pauses between words neither reset nor split an episode. The mouth state comes from the
+    frames: still when the mouth opening moved less than `still_mouth_range` over the last frames."""
+
+    window_s: float = Field(5.0, gt=0, description="Speech is counted over this many recent seconds of audio.")
+    speech_min_s: float = Field(1.5, gt=0, description=(
+        "SPEECH_DETECTED holds while the window has at least this many seconds of speech."))
+    second_voice_min_s: float = Field(1.5, gt=0, description=(
+        "SECOND_VOICE holds while the window has at least this many seconds of speech heard while the candidate's "
+        "mouth was still or no face was in view."))
+    mouth_window_s: float = Field(3.0, gt=0, description=(
+        "The mouth state at a moment of speech is read from the frames of this many seconds before it."))
+    mouth_min_frames: int = Field(2, ge=2, description=(
+        "... at least this many frames with a face (fewer: the mouth state is unknown and the speech not counted)."))
+    still_mouth_range: float = Field(0.04, ge=0, description=(
+        "Mouth opening (inner-lip gap / width) moving less than this over those frames is a still mouth; a still "
+        "face measures 0.001-0.005 on the development clips, speaking swings 0.1-0.4."))
+    max_frame_age_s: float = Field(3.0, gt=0, description=(
+        "'No face in view' needs a usable frame without a face at most this old; older frames say nothing."))
+    modes: dict[str, list[str]] = Field(default_factory=lambda: {
+        "interview": ["SECOND_VOICE"], "exam": ["SPEECH_DETECTED", "SECOND_VOICE"]}, description=(
+        "Per session mode (/start-session `mode`): the audio events that count. Interview: the candidate is "
+        "expected to speak, so only a second voice; exam: any speech too (low weight)."))
+    evidence_max_s: float = Field(8.0, ge=0, le=30, description=(
+        "An audio event keeps a clip of at most this many seconds ending where it opened, as its evidence (the "
+        "only audio ever stored); 0: no clip, only the span's times. The session's actor holds this much of the "
+        "latest audio in memory to cut it from."))
+    evidence_pre_s: float = Field(1.0, ge=0, description="The clip starts this long before the speech that opened the event.")
+
+    @model_validator(mode="after")
+    def _known_modes(self) -> "VoiceConfig":
+        if set(self.modes) != set(SESSION_MODES):
+            raise ValueError(f"voice.modes must name exactly the modes {list(SESSION_MODES)}")
+        unknown = {kind for kinds in self.modes.values() for kind in kinds} - set(AUDIO_EVENT_TYPES)
+        if unknown:
+            raise ValueError(f"voice.modes may name only audio events {list(AUDIO_EVENT_TYPES)}, not {sorted(unknown)}")
+        return self
 
 
 class RiskConfig(StrictModel):
@@ -396,6 +492,8 @@ class RiskConfig(StrictModel):
     talking_min_frames: int = Field(3, ge=2, description="... over at least this many frames (one open mouth is not talking).")
     gaze: GazeConfig = Field(default_factory=GazeConfig, description="Gaze direction from the iris ratios.")
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig, description="The neutral pose and gaze.")
+    identity: IdentityConfig = Field(default_factory=IdentityConfig, description="Identity continuity.")
+    voice: VoiceConfig = Field(default_factory=VoiceConfig, description="Audio events from speech and the mouth.")
     rules: dict[str, EventRule] = Field(default_factory=default_rules, description=(
         "Per event type; partial rules in the YAML override only the types they name."))
 
@@ -405,6 +503,43 @@ class RiskConfig(StrictModel):
         if unknown:
             raise ValueError(f"unknown event types in risk.rules: {sorted(unknown)}")
         self.rules = {**default_rules(), **self.rules}
+        return self
+
+
+# ---- audio -----------------------------------------------------------------------------------
+class AudioConfig(StrictModel):
+    """Audio in (pipeline/audio.py): 16 kHz mono 16-bit PCM WAV chunks over HTTP or the WebSocket, and
+    silero-vad's speech probability per 32 ms window, run in the ingress (audio/vad.py). How speech
+    becomes events: risk.voice."""
+
+    enabled: bool = Field(True, description=(
+        "false: audio is refused (403) and never analysed; the demo does not ask for the microphone."))
+    default_mode: SessionMode = Field("interview", description=(
+        "A session's mode when /start-session names none: which audio events count (risk.voice.modes)."))
+    max_chunk_s: float = Field(2.0, gt=0, le=10, description="Longest audio chunk accepted, in seconds (413 above).")
+    max_audio_rate: float = Field(1.5, gt=0, description=(
+        "Seconds of audio one session may send per second on average, per ingress replica (429 + Retry-After "
+        "above): real time with room for a client catching up."))
+    audio_burst_s: float = Field(10.0, gt=0, description="Burst allowance of that rate, in seconds of audio.")
+    max_queued_chunks: int = Field(8, ge=1, description=(
+        "Audio chunks a WebSocket stream holds waiting (audio is never dropped for a newer chunk, unlike frames); "
+        "beyond this a chunk is refused (503)."))
+    vad_model: Literal["silero_vad_16k_op15.onnx", "silero_vad.onnx"] = Field("silero_vad_16k_op15.onnx", description=(
+        "The silero-vad 6.2.3 ONNX model run (shipped in its wheel): the 16 kHz-only export gives the same "
+        "probabilities and was the cheaper here (bench/audio_cost.py measures it)."))
+    threshold: float = Field(0.5, gt=0, lt=1, description="A 32 ms window with speech probability at or over this is speech.")
+    neg_margin: float = Field(0.15, ge=0, lt=1, description=(
+        "Speech ends only under threshold - this (silero's own hysteresis) ..."))
+    min_silence_s: float = Field(0.25, ge=0, description="... for at least this long (the gaps between words stay speech).")
+    block_windows: int = Field(8, ge=1, le=64, description=(
+        "32 ms windows per speech block: the unit the risk engine steps on (8: 0.256 s)."))
+    stream_gap_s: float = Field(0.1, gt=0, description=(
+        "A chunk starting further than this from where the last one ended starts the speech model afresh."))
+
+    @model_validator(mode="after")
+    def _burst_holds_a_chunk(self) -> "AudioConfig":
+        if self.audio_burst_s < self.max_chunk_s:
+            raise ValueError("audio.audio_burst_s must be at least audio.max_chunk_s (else no chunk could pass)")
         return self
 
 
@@ -419,6 +554,7 @@ class AppConfig(StrictModel):
     detector_gate: DetectorGateConfig = Field(default_factory=DetectorGateConfig, description=(
         "When the ingress runs YOLO on a frame (change-gated detection)."))
     risk: RiskConfig = Field(default_factory=RiskConfig, description="The risk engine.")
+    audio: AudioConfig = Field(default_factory=AudioConfig, description="Audio in and speech detection.")
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig, description=(
         "Signed webhooks and the outbox that delivers them."))
     edx: EdxConfig = Field(default_factory=EdxConfig, description="The Open edX REST proctoring provider API.")

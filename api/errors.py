@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from errors import (Conflict, FrameError, FrameProblem, Forbidden, InvalidRequest, ModelTimeout, NotFound, ProctorError,
-                    RateLimited, Saturated, SessionClosed, SessionStillOpen, SessionUnavailable, TooManySessions,
-                    Unauthenticated)
+from errors import (AudioError, AudioProblem, Conflict, FrameError, FrameProblem, Forbidden, InvalidRequest,
+                    ModelTimeout, NotFound, ProctorError, RateLimited, Saturated, SessionClosed, SessionStillOpen,
+                    SessionUnavailable, TooManySessions, Unauthenticated)
 
 STATUS: dict[type[ProctorError], int] = {
     InvalidRequest: 422,
@@ -35,6 +35,12 @@ FRAME_STATUS: dict[FrameProblem, int] = {
     FrameProblem.NOT_AN_IMAGE: 422,
     FrameProblem.CORRUPT: 422,
 }
+AUDIO_STATUS: dict[AudioProblem, int] = {
+    AudioProblem.MALFORMED: 400,
+    AudioProblem.TOO_LARGE: 413,
+    AudioProblem.UNSUPPORTED: 422,
+    AudioProblem.CORRUPT: 422,
+}
 
 
 class ValidationIssue(BaseModel):
@@ -53,6 +59,8 @@ class ErrorResponse(BaseModel):
 def http_status(error: ProctorError) -> int:
     if isinstance(error, FrameError):
         return FRAME_STATUS[error.problem]
+    if isinstance(error, AudioError):
+        return AUDIO_STATUS[error.problem]
     for kind in type(error).__mro__:
         if kind in STATUS:
             return STATUS[kind]
@@ -83,14 +91,14 @@ def stream_error(error: ProctorError) -> dict[str, Any]:
 
 # Descriptions for the OpenAPI `responses` of each operation.
 MEANING = {
-    400: "malformed body (not JSON) or frame (not base64, empty)",
+    400: "malformed body (not JSON), frame or audio chunk (not base64, empty)",
     401: "no, a wrong or an expired API key or session token",
-    403: "another session's token, or a reviewer key where an integrator key is needed",
+    403: "another session's token, a reviewer key where an integrator key is needed, or audio sent while audio is off (audio.enabled: false)",
     404: "unknown session, event, webhook endpoint or delivery",
     409: "the session has ended or is being ended; or (reviews) has not ended yet; or a limit or state forbids it",
-    413: "body, frame or pixel count over its limit",
-    422: "invalid field, or not a JPEG/PNG/WebP image, or corrupt image data",
-    429: "over the per-session frame rate (Retry-After)",
+    413: "body, frame, pixel count or audio chunk length over its limit",
+    422: "invalid field, not a JPEG/PNG/WebP image or corrupt image data, or audio that is not a 16 kHz mono 16-bit PCM WAV",
+    429: "over the per-session frame or audio rate (Retry-After)",
     503: "the service is full or a model did not answer (Retry-After)",
 }
 

@@ -13,18 +13,27 @@ Verdict = Literal["CLEAN", "SUSPICIOUS", "CHEATING"]
 Severity = Literal["low", "medium", "high"]
 Status = Literal["registered", "open", "ending", "ended", "abandoned", "error"]
 AddedType = Literal["FACE_MISSING", "MULTIPLE_FACES", "EXTRA_PERSON", "LOOKING_AWAY", "HEAD_TURNED", "PHONE_DETECTED",
-                    "BOOK_DETECTED", "DEVICE_DETECTED", "TALKING", "EYES_CLOSED", "LOW_QUALITY", "OTHER"]
+                    "BOOK_DETECTED", "DEVICE_DETECTED", "TALKING", "EYES_CLOSED", "LOW_QUALITY", "IDENTITY_MISMATCH",
+                    "SECOND_VOICE", "SPEECH_DETECTED", "OTHER"]
 WebhookEvent = Literal["session.started", "session.ended", "review.completed", "session.deleted"]
 DeliveryState = Literal["pending", "delivered", "failed", "disabled"]
 NO_NUL = r"^[^\x00]*$"  # free text: anything but NUL (which PostgreSQL's text cannot hold)
 REVIEWER = r"^[^\x00-\x1f]+$"
 MAX_OFFSET_S = 7 * 86400.0
+Mode = Literal["interview", "exam"]
 
 
 # ---- requests --------------------------------------------------------------------------------
 class StartSessionRequest(BaseModel):
     candidate_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@+-]+$", examples=["12345"],
                               description="the integrator's id for the candidate: letters, digits and . _ : @ + -")
+    reference_image: str | None = Field(None, description=(
+        "optional: an ID or registration photo of the candidate (base64 JPEG, PNG or WebP, the limits of a frame), "
+        "showing one face; the enrolled face is compared with it and the report says match / uncertain / no match. "
+        "Only its face descriptor is kept."))
+    mode: Mode | None = Field(None, description=(
+        "which audio events count: interview (SECOND_VOICE only: the candidate is expected to speak) or exam "
+        "(also SPEECH_DETECTED); absent: audio.default_mode"))
 
 
 class AnalyzeFrameRequest(BaseModel):
@@ -33,6 +42,15 @@ class AnalyzeFrameRequest(BaseModel):
     timestamp: float | None = Field(None, description=(
         "capture time in seconds, any clock: the first one is anchored to arrival time and later ones keep "
         "their spacing; absent: arrival time"))
+
+
+class AnalyzeAudioRequest(BaseModel):
+    session_id: UUID = Field(description="from /start-session")
+    audio: str = Field(description=(
+        "base64 WAV of 16 kHz mono 16-bit PCM, at most audio.max_chunk_s seconds; a data URL prefix is allowed"))
+    timestamp: float | None = Field(None, description=(
+        "capture time of the chunk's first sample in seconds, on the same clock as the frames' timestamps; "
+        "absent: the chunk ended as it arrived (back to back with the last one for the speech model)"))
 
 
 class EndSessionRequest(BaseModel):
@@ -51,7 +69,8 @@ class EventOut(BaseModel):
 
     id: str = Field(description="stable within the session, e.g. 0001-phone-detected")
     type: str = Field(description="FACE_MISSING, MULTIPLE_FACES, EXTRA_PERSON, LOOKING_AWAY, HEAD_TURNED, "
-                                  "PHONE_DETECTED, BOOK_DETECTED, DEVICE_DETECTED, TALKING, EYES_CLOSED, LOW_QUALITY")
+                                  "PHONE_DETECTED, BOOK_DETECTED, DEVICE_DETECTED, TALKING, EYES_CLOSED, LOW_QUALITY, "
+                                  "SPEECH_DETECTED, SECOND_VOICE (audio)")
     severity: Severity
     start: float = Field(description="frame time the condition began (s)")
     end: float | None = Field(description="frame time it cleared; null while open")
@@ -109,6 +128,37 @@ class Calibration(BaseModel):
     reason: str = Field("calibrating", description="ok, calibrating, disabled, or why it was not believed")
 
 
+class Identity(BaseModel):
+    """Is it still the candidate who started? (risk.identity in config/serve.yaml)"""
+
+    status: Literal["waiting", "enrolling", "enrolled", "unenrolled", "off"] = Field(description=(
+        "waiting: no usable face yet; enrolling: the first seconds' faces are being taken; unenrolled: it could "
+        "not enrol (see reason) and is never flagged for it; off: identity is switched off"))
+    reason: str | None = Field(None, description="why unenrolled")
+    distance: float | None = Field(None, description=(
+        "the last check's distance to the enrolled face (dlib descriptors; lower is more alike)"))
+    band: Literal["match", "uncertain", "mismatch"] | None = Field(None, description="the last check's band")
+    checked_at: float | None = Field(None, description="the last check's frame time")
+
+
+class ReferenceResult(BaseModel):
+    result: Literal["match", "uncertain", "no match", "not compared (no enrolment)"]
+    distance: float | None
+
+
+class IdentitySummary(Identity):
+    """The report's identity section: enrolment, checks, and the reference photo's comparison."""
+
+    enrolled_at: float | None = None
+    enrolment_descriptors: int = 0
+    enrolment_spread: float | None = Field(None, description="largest distance between two enrolment faces")
+    enrolment_median_distance: float | None = None
+    checks: int = 0
+    mismatching_checks: int = 0
+    unreadable_faces: int = Field(0, description="faces asked for that failed the quality gates (can't tell)")
+    reference: ReferenceResult | None = Field(None, description="only when /start-session had a reference_image")
+
+
 class StageLatency(BaseModel):
     """Milliseconds spent per stage of this frame, inside the service."""
 
@@ -122,6 +172,25 @@ class StageLatency(BaseModel):
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 
 
+class AudioLatency(BaseModel):
+    """Milliseconds spent per stage of this audio chunk, inside the service."""
+
+    validate_ms: float = Field(alias="validate", description="admission: session, limits, the WAV's header")
+    vad: float = Field(description="the speech model over the chunk (silero-vad, in the ingress)")
+    risk: float = Field(description="the session's update and its store write")
+    total: float
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+
+class AudioSettings(BaseModel):
+    """What the candidate's client needs to know to send audio."""
+
+    enabled: bool = Field(description="false: audio is refused (403); send frames only")
+    sample_rate: int = Field(16000, description="WAV chunks must be this many Hz, mono, 16-bit PCM")
+    max_chunk_s: float = Field(description="longest chunk accepted")
+
+
 # ---- answers ---------------------------------------------------------------------------------
 class StartSessionResponse(BaseModel):
     session_id: UUID
@@ -129,6 +198,8 @@ class StartSessionResponse(BaseModel):
     timestamp: float
     session_token: str = Field(description="for the candidate's client: opens /analyze-frame for this session only")
     token_expires_at: float
+    mode: Mode = Field(description="which audio events count in this session")
+    audio: AudioSettings
 
 
 class AnalyzeFrameResponse(BaseModel):
@@ -155,7 +226,28 @@ class AnalyzeFrameResponse(BaseModel):
     calibration: Calibration
     late: bool = Field(description="older than a frame already scored: answered, not scored")
     duplicate: bool = Field(description="the same frame delivered again: answered, not scored twice")
+    identity: Identity = Field(description="the session's identity as of this frame (checks run at a cadence)")
     latency_ms: StageLatency
+
+
+class AnalyzeAudioResponse(BaseModel):
+    session_id: UUID
+    risk_score: int = Field(ge=0, le=100)
+    cheating: bool
+    chunk_time: float = Field(description="the chunk's first sample on the session's clock (server seconds)")
+    duration_s: float
+    speech: bool = Field(description="speech was heard in this chunk")
+    speech_seconds: float = Field(description="how much of the chunk was speech (silero-vad, smoothed)")
+    speech_probability: float = Field(description="the model's highest mean speech probability over a block of it")
+    mouth: Literal["moving", "still", "no_face", "unknown"] = Field(description=(
+        "the candidate's mouth at the chunk's end, from the frames: speech while still or with no face counts "
+        "towards SECOND_VOICE"))
+    events: list[EventOut] = Field(description="events open after this chunk (frame and audio events)")
+    events_opened: list[str]
+    events_closed: list[str]
+    late: bool = Field(description="starts inside audio already heard: answered, not scored")
+    duplicate: bool = Field(description="the same chunk again: answered, not scored twice")
+    latency_ms: AudioLatency
 
 
 class TypeBreakdown(BaseModel):
@@ -177,6 +269,7 @@ class EndSessionResponse(BaseModel):
     unusable_frames: int
     violations_by_type: dict[str, TypeBreakdown]
     calibration: Calibration
+    identity: IdentitySummary | None = None
     events: list[EventOut]
     report_url: str
 
@@ -192,6 +285,7 @@ class SessionHeader(BaseModel):
     started_at: float
     ended_at: float | None
     verdict: Verdict | None
+    mode: Mode = Field("interview", description="which audio events count")
 
 
 class SessionState(SessionHeader):
@@ -214,7 +308,9 @@ class SessionState(SessionHeader):
     late_frames: int = 0
     duplicate_frames: int = 0
     unusable_frames: int = 0
+    audio_seconds: float = Field(0.0, description="seconds of audio heard (scored chunks)")
     calibration: Calibration | None = None
+    identity: Identity | None = None
     events: list[EventOut] = Field(default_factory=list)
     review: Review | None = Field(None, description="ended sessions: the human review")
     final_verdict: Verdict | None = Field(None, description="ended sessions: the review's outcome if any, else `verdict`")
@@ -254,6 +350,15 @@ class Review(BaseModel):
     history: list[ReviewAction]
 
 
+class AudioEvidence(BaseModel):
+    """An audio event's evidence: the span of speech that opened it, and its clip when one is kept."""
+
+    start_offset_s: float = Field(description="the clip's (or span's) start, seconds from the session's start")
+    end_offset_s: float
+    clip_url: str | None = Field(description="the clip as a 16 kHz WAV; null when none is kept (evidence_max_s: 0)")
+    waveform: list[float] = Field(description="the clip's peak level (0-1) over equal slices, for drawing")
+
+
 class ReportEvent(EventOut):
     start_offset_s: float = Field(description="seconds from the session's start")
     end_offset_s: float | None
@@ -261,6 +366,7 @@ class ReportEvent(EventOut):
     source: Literal["auto", "reviewer"] = Field("auto", description="found by the models, or added by a reviewer")
     note: str | None = Field(None, description="a reviewer-added event's description")
     review: EventReview | None = Field(None, description="a reviewer's decision on it; null: none yet")
+    audio: AudioEvidence | None = Field(None, description="audio events: the span and clip of the speech")
 
 
 class TimelinePoint(BaseModel):
@@ -282,10 +388,15 @@ class Report(SessionHeader):
     unusable_frames: int
     violations_by_type: dict[str, TypeBreakdown]
     calibration: Calibration | None
+    identity: IdentitySummary | None
     events: list[ReportEvent]
     timeline: list[TimelinePoint]
     review: Review
     final_verdict: Verdict | None = Field(description="the review's outcome when there is one, else `verdict`")
+    audio_seconds: float = Field(0.0, description="seconds of audio received")
+    speech: list[list[float]] = Field(default_factory=list, description=(
+        "where speech was heard: [start, end] seconds from the session's start (from stored speech summaries; "
+        "the audio itself is not stored)"))
 
 
 class DeleteResponse(BaseModel):

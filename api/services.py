@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from auth.tokens import AccessPolicy
 from outbox.webhooks import WebhookRegistry
+from pipeline.audio import AudioPipeline
 from pipeline.frame import FramePipeline
 from reviews.service import ReviewService
 from sessions.service import SessionService
@@ -28,6 +29,7 @@ class Services:
     sessions: SessionService
     frames: FramePipeline
     store: SessionStoreBase
+    audio: AudioPipeline
     reviews: ReviewService
     webhooks: WebhookRegistry
     edx: "EdxProvider | None" = None  # edx.enabled

@@ -1,9 +1,11 @@
 """The WebSocket stream's wire format and its newest-frame slot (pure asyncio, no Ray).
 
-A client message is binary: an 8-byte big-endian float64 capture time, then the JPEG/PNG/WebP
-bytes. The stream keeps only the newest frame waiting: when frames arrive faster than the service
-analyses them, a newer one replaces the waiting one (counted as dropped and reported with the next
-answer), so a client never builds seconds of backlog.
+A client message is binary: an 8-byte big-endian float64 capture time, then either the JPEG/PNG/WebP
+bytes of a frame or a WAV (RIFF/WAVE: 16 kHz mono 16-bit PCM) audio chunk, told apart by their own
+magic bytes (`message_kind`; a WebP is RIFF/WEBP). The stream keeps only the newest frame waiting:
+when frames arrive faster than the service analyses them, a newer one replaces the waiting one
+(counted as dropped and reported with the next answer), so a client never builds seconds of
+backlog. Audio is never replaced (every chunk carries speech): chunks wait in order, a few at most.
 """
 from __future__ import annotations
 
@@ -21,6 +23,12 @@ T = TypeVar("T")
 def encode_message(capture_time: float, image: bytes) -> bytes:
     """A client's frame message (what demo.js sends)."""
     return CAPTURE_TIME.pack(capture_time) + image
+
+
+def message_kind(message: bytes) -> str:
+    """"audio" for a WAV after the capture time, else "frame" (a bad message fails as a frame)."""
+    body = message[CAPTURE_TIME.size:]
+    return "audio" if body[:4] == b"RIFF" and body[8:12] == b"WAVE" else "frame"
 
 
 def decode_message(message: bytes) -> tuple[float, bytes]:

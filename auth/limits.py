@@ -1,4 +1,5 @@
-"""Per-session frame-rate limits (a token bucket per session). Pure code, explicit time."""
+"""Per-session rate limits (a token bucket per session): frames, and seconds of audio. Pure code,
+explicit time."""
 from __future__ import annotations
 
 
@@ -11,15 +12,16 @@ class FrameRateLimiter:
         self.max_sessions = max_sessions
         self._buckets: dict[str, tuple[float, float]] = {}  # session -> (tokens, last time)
 
-    def allow(self, key: str, now: float) -> tuple[bool, float]:
-        """(allowed, seconds to wait before the next frame would be allowed)."""
+    def allow(self, key: str, now: float, cost: float = 1.0) -> tuple[bool, float]:
+        """(allowed, seconds to wait before this request would be allowed). `cost`: tokens it takes
+        (a frame: 1; an audio chunk: its seconds of audio)."""
         tokens, last = self._buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1.0:
-            self._store(key, tokens - 1.0, now)
+        if tokens >= cost:
+            self._store(key, tokens - cost, now)
             return True, 0.0
         self._store(key, tokens, now)
-        return False, (1.0 - tokens) / self.rate
+        return False, (cost - tokens) / self.rate
 
     def forget(self, key: str) -> None:
         self._buckets.pop(key, None)

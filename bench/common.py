@@ -206,6 +206,20 @@ def summarize(records, skipped, ends, memory_start, memory_end, params) -> dict:
     }
 
 
+def write_generated_section(path: Path, name: str, body: str, heading: str = "") -> None:
+    """Put `body` between `<!-- {name}: start -->` and `<!-- {name}: end -->` in the markdown file,
+    keeping the rest of it; a file without the markers gets them at its end, under `heading`."""
+    start, end = f"<!-- {name}: start -->", f"<!-- {name}: end -->"
+    generated = f"{start}\n{body.strip()}\n{end}"
+    text = path.read_text() if path.exists() else ""
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + generated + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + (f"{heading}\n\n" if heading else "") + generated + "\n"
+    path.write_text(text)
+
+
 def start_own_app(overrides: dict[str, dict] | None = None):
     """A Proctor of this process's own on a local Ray: config/serve.yaml's args with `overrides`
     ({section: {key: value}}, e.g. {"detector": {"threads": 1}}) applied. Returns its URL and the

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from risk.gaze import raw_gaze  # noqa: E402
 from settings import AppConfig, GazeConfig, load_args  # noqa: E402
-from vision.evaluation import evaluate  # noqa: E402
+from vision.evaluation import evaluate, evaluate_identity  # noqa: E402
 
 
 def fmt(share: dict) -> str:
@@ -88,6 +88,32 @@ def render(result: dict, command: str, gaze_cfg: GazeConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_identity(result: dict) -> str:
+    """The identity section: every same- and different-person pair of the development fixtures."""
+    def dist(row: list | None) -> str:
+        return "-" if not row else f"{row[0]} / {row[1]} / {row[2]}"
+
+    bands = result["bands"]
+    lines = ["", "## Identity (face descriptors: dlib ResNet, aligned from the MediaPipe face box)", "",
+             f"{result['readable']} readable faces of {result['people']} people (one-face photos and every 24th frame "
+             "of the webcam clips; who is who: `vision.evaluation.IDENTITY_GROUPS`), every pair compared. Bands "
+             f"(`risk.identity`): match <= {bands['match_max_distance']}, mismatch > {bands['mismatch_min_distance']}, "
+             f"uncertain between. Median {result['ms_per_descriptor_median']} ms per descriptor on this machine.", "",
+             "| pairs | same-person pairs | distance min / median / max | FRR (called mismatch) | uncertain | "
+             "different-person pairs | distance min / median / max | FAR (called match) | uncertain |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for title, key in (("all", "all"), ("with a low-light photo", "low_light"), ("with a glasses photo", "glasses")):
+        r = result[key]
+        lines.append(f"| {title} | {r['same_pairs']} | {dist(r['same_distance'])} | {fmt(r['frr'])} | "
+                     f"{fmt(r['same_uncertain'])} | {r['different_pairs']} | {dist(r['different_distance'])} | "
+                     f"{fmt(r['far'])} | {fmt(r['different_uncertain'])} |")
+    lines += ["", "Faces the quality gates refused (\"can't tell\", never \"someone else\"): "
+              + (", ".join(f"`{name}` ({reason})" for name, reason in result["unreadable"]) or "none") + ".",
+              "Closest different people: " + "; ".join(f"`{a}` / `{b}` {d}" for a, b, d in result["closest_different"])
+              + ". Farthest same person: " + "; ".join(f"`{a}` / `{b}` {d}" for a, b, d in result["farthest_same"]) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_weights = Path(os.environ.get("PROCTOR_TEST_MODELS", ROOT.parent / "shared" / "models")) / "yolov8n_coco_dequant.pt"
@@ -114,7 +140,8 @@ def main() -> None:
     result = evaluate(fixtures, detector_cfg, cfg.face_gaze, cfg.risk.gaze, opts.stride,
                       cfg.risk.head_yaw_limit_deg, cfg.risk.head_pitch_limit_deg)
     command = "make eval" if len(sys.argv) == 1 else "python bench/eval_vision.py " + " ".join(sys.argv[1:])
-    text = render(result, command, cfg.risk.gaze)
+    text = render(result, command, cfg.risk.gaze) + render_identity(
+        evaluate_identity(fixtures, cfg.risk.identity, cfg.face_gaze))
     print(text)
     if not opts.no_write:
         (ROOT / "docs").mkdir(exist_ok=True)

@@ -118,13 +118,10 @@ def main() -> None:
     print(json.dumps(report, indent=2))
 
 
-MARK_START, MARK_END = "<!-- int8: start -->", "<!-- int8: end -->"
-
-
 def write_markdown(report: dict, path: Path) -> None:
     n = report["photos"]
     isa = "AVX-512 VNNI" if report["vnni"] else ("AVX-512, no VNNI" if report["avx512"] else "AVX2, no VNNI")
-    lines = [MARK_START, f"Produced by `{report['command']}` on {report['machine']} ({isa}). One 640x480 webcam "
+    lines = [f"Produced by `{report['command']}` on {report['machine']} ({isa}). One 640x480 webcam "
              "frame through the detector (letterbox, network, NMS), median of interleaved rounds; detections on the "
              f"{n} development photos with the served thresholds.", "",
              "| model | persons ok | phones found (of 5) | false phones | books found (of 3) | false books | "
@@ -135,15 +132,7 @@ def write_markdown(report: dict, path: Path) -> None:
                      f"{r['phone_recall']} | {r['phone_false']} | {r['book_recall']} | {r['book_false']} | "
                      f"{r['ms_1_thread']} | {r['ms_2_thread']} | {r['cpu_ms_2_thread']} | "
                      f"{', '.join(r['differs_from_fp32']) or 'none'} |")
-    lines.append(MARK_END)
-    text = path.read_text()
-    generated = "\n".join(lines)
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        text = before + generated + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## int8\n\n" + generated + "\n"
-    path.write_text(text)
+    common.write_generated_section(path, "int8", "\n".join(lines), "## int8")
 
 
 if __name__ == "__main__":

@@ -125,13 +125,10 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-MARK_START, MARK_END = "<!-- make bench: start -->", "<!-- make bench: end -->"
-
-
 def write_markdown(results: dict, command: str, path: Path) -> None:
     """Rewrite the generated part of docs/PERFORMANCE.md (between the markers); keep the rest."""
     backend = results.get("baseline_detector_backend", "ultralytics")
-    lines = [MARK_START, f"Produced by `{command}` on {platform.machine()}, {os.cpu_count()} cores, "
+    lines = [f"Produced by `{command}` on {platform.machine()}, {os.cpu_count()} cores, "
              f"{round(psutil.virtual_memory().total / 2**30)} GiB; no GPU. Both systems run the same models "
              "(config/serve.yaml: YOLOv8n at its image size, MediaPipe) on the same frames (640x480 webcam JPEGs), "
              f"interleaved per load level. The baseline's detector: `{backend}`"
@@ -149,15 +146,8 @@ def write_markdown(results: dict, command: str, path: Path) -> None:
                          f"{r['p95_ms']} | {r['p99_ms']} | {r['p95_all_ms']} | {r['cpu_cores_used']} | {r['rss_mib']} | "
                          f"{r['statuses']} |")
     lines += ["", f"Most sessions at 1 frame/s with p95 under {BUDGET_MS:.0f} ms (and all frames served): "
-              f"baseline {results['max_sessions']['baseline']}, Proctor {results['max_sessions']['proctor']}.", MARK_END]
-    generated = "\n".join(lines)
-    text = path.read_text() if path.exists() else "# Performance\n\n"
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        text = before + generated + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + generated + "\n"
-    path.write_text(text)
+              f"baseline {results['max_sessions']['baseline']}, Proctor {results['max_sessions']['proctor']}."]
+    common.write_generated_section(path, "make bench", "\n".join(lines), "# Performance")
 
 
 def main() -> None:

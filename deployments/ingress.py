@@ -20,8 +20,10 @@ from auth.tokens import AccessPolicy, new_secret
 from observability import ProctorMetrics
 from outbox.deliverer import Deliverer
 from outbox.webhooks import WebhookChannel, WebhookRegistry
+from pipeline.audio import AudioPipeline
 from pipeline.frame import FramePipeline
 from pipeline.gate import DetectorGate
+from pipeline.identity import IdentityChecks
 from pipeline.models import ModelStages
 from reviews.service import ReviewService
 from sessions.directory import SessionDirectory
@@ -68,7 +70,8 @@ def rebind_direct_ingress_port_at_once() -> None:
 @serve.deployment(name="Ingress")
 @serve.ingress()
 class Ingress:
-    async def __init__(self, face_gaze: DeploymentHandle, object_detector: DeploymentHandle, config: AppConfig):
+    async def __init__(self, face_gaze: DeploymentHandle, object_detector: DeploymentHandle,
+                       face_identity: DeploymentHandle | None, config: AppConfig):
         rebind_direct_ingress_port_at_once()
         cfg = resolve_environment(config)  # $PROCTOR_* on the node this replica runs on
         store = open_store(cfg.ingress.store_location())
@@ -83,10 +86,15 @@ class Ingress:
                                      cfg.ingress.session_call_timeout_s, warm=cfg.ingress.warm_session_actors,
                                      warm_ttl_s=cfg.ingress.warm_actor_ttl_s)
         gate = DetectorGate(cfg.detector_gate, max_sessions=2 * cfg.ingress.max_open_sessions)
-        sessions = SessionService(store, directory, (limiter, gate), metrics, cfg.ingress.max_open_sessions)
-        frames = FramePipeline(cfg.ingress, access, sessions,
-                               ModelStages(face_gaze, object_detector, cfg.ingress.model_timeout_s), limiter, gate,
-                               metrics)
+        caches = [limiter, gate]  # forgotten when a session ends; the audio pipeline joins below
+        sessions = SessionService(store, directory, caches, metrics, cfg.ingress.max_open_sessions)
+        models = ModelStages(face_gaze, object_detector, cfg.ingress.model_timeout_s)
+        identity = None if face_identity is None else IdentityChecks(face_identity, models, sessions, cfg.ingress)
+        frames = FramePipeline(cfg.ingress, access, sessions, models, limiter, gate, metrics, identity)
+        audio = AudioPipeline(cfg.audio, access, sessions, FrameRateLimiter(cfg.audio.max_audio_rate, cfg.audio.audio_burst_s),
+                              metrics, keep_samples=cfg.risk.voice.evidence_max_s > 0,
+                              max_sessions=2 * cfg.ingress.max_open_sessions)
+        caches.append(audio)
         channels = [WebhookChannel(store, cfg.webhooks, cfg.ingress.public_url)]
         edx = edx_tokens = None
         if cfg.edx.enabled:
@@ -97,7 +105,7 @@ class Ingress:
             edx = EdxProvider(store, sessions, access, cfg.edx)
             edx_tokens = EdxTokens(cfg.edx.client_id, cfg.edx.client_secret, token_secret, cfg.edx.token_ttl_s)
             channels.append(EdxChannel(store, cfg.edx, cfg.webhooks))
-        self.services = Services(config=cfg, access=access, sessions=sessions, frames=frames, store=store,
+        self.services = Services(config=cfg, access=access, sessions=sessions, frames=frames, store=store, audio=audio,
                                  reviews=ReviewService(store, cfg.risk), webhooks=WebhookRegistry(store, cfg.webhooks),
                                  edx=edx, edx_tokens=edx_tokens)
         await sessions.refresh_open_count()

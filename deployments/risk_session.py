@@ -9,6 +9,10 @@ events, the same event ids. `sessions.directory` is its only caller.
 A warm actor is started before its session exists (`warm_ttl_s` set), under the session id the
 session will get: it loads the session on its first call. It imports no numpy, OpenCV or model
 code (evidence is drawn when served), so it costs little more than an empty Ray worker.
+
+Audio chunks come as speech blocks (the ingress ran the speech model) with their samples: the
+actor keeps the newest `risk.voice.evidence_max_s` seconds of samples in memory only
+(`audio.clip.AudioRing`), and stores a clip from it only when an audio event opens.
 """
 from __future__ import annotations
 
@@ -17,12 +21,15 @@ import time
 
 import ray
 
-from contracts import Detection, Detections, FaceResult, RiskUpdate
+from audio.clip import AudioRing
+from audio.pcm import wav_bytes
+from contracts import AudioChunk, AudioUpdate, Detection, Detections, FaceResult, RiskUpdate, SpeechBlock
 from errors import SessionClosed
 from outbox.events import session_ended
 from risk.clock import FrameClock
 from risk.engine import FrameOutcome, RiskEngine
 from risk.observation import Observation
+from risk.voice import AudioObservation, is_audio_row
 from sessions.status import SessionStatus
 from settings import RiskConfig
 from store import open_store
@@ -73,12 +80,21 @@ class RiskSession:
         if record is None:
             raise ValueError(f"session {self.session_id} is not in the store")
         self.candidate_id = record["candidate_id"]
-        self.engine = RiskEngine(self.cfg, record["started_at"])
+        self.engine = RiskEngine(self.cfg, record["started_at"], record["mode"], record.get("reference"))
         self.clock = FrameClock(record["clock_offset"])
         self.pending_best: dict[str, Candidate] = {}  # type -> best frame of a pending episode
+        # Face descriptors delivered since the last frame; they go into the next frame's observation.
+        self.pending_identity: list[dict] = []
+        self.enrolment_face: str | None = None  # base64 JPEG of an enrolment face (memory only), for evidence
+        # Memory only, never stored whole; lost with the actor (a rebuilt one cuts clips from new audio).
+        voice = self.cfg.voice
+        self.audio_ring = AudioRing(voice.evidence_max_s + voice.evidence_pre_s if voice.evidence_max_s else 0.0)
         rows = self.store.observations(self.session_id)
         for row in rows:
-            self.engine.observe(Observation.from_dict(row["observation"]))
+            if is_audio_row(row["observation"]):
+                self.engine.observe_audio(AudioObservation.from_dict(row["observation"]))
+            else:
+                self.engine.observe(Observation.from_dict(row["observation"]))
         self.seq = rows[-1]["seq"] if rows else 0
         self.rebuilt_frames = len(rows)
         self.finished = not record["status"].live  # rebuilt after the end: read-only
@@ -94,9 +110,11 @@ class RiskSession:
         t = self.clock.frame_time(client_timestamp, arrival)
         new_offset = self.clock.offset if not had_offset else None
         obs = Observation.from_results(t, face, detections.objects, self.cfg.gaze)
+        obs.identity, self.pending_identity = self.pending_identity, []
         stored = obs.to_dict()  # the engine's input, before it marks frozen frames: replay needs it
         outcome = self.engine.observe(obs, face.quality.issues)
         if outcome.update.duplicate:
+            self.pending_identity = obs.identity + self.pending_identity  # not stored: the next frame carries them
             return outcome.update  # already recorded when it first arrived
 
         self.seq += 1
@@ -108,6 +126,42 @@ class RiskSession:
         self.store.record_frame(self.session_id, self.seq, t, self.engine.score, outcome.update.attention, stored,
                                 list(changed.values()), evidence, seen_at=time.time(), clock_offset=new_offset)
         return outcome.update
+
+    def observe_audio(self, chunk: AudioChunk, arrival: float) -> AudioUpdate:
+        """Step the audio events over one chunk's speech blocks; store the chunk's summary (never its
+        samples) and, for each audio event it opened, the event's clip."""
+        self._loaded()
+        if self.finished:
+            raise SessionClosed(f"session {self.session_id} has ended")
+        had_offset = self.clock.offset is not None
+        # Without a capture time the chunk ended as it arrived.
+        t = self.clock.frame_time(chunk.timestamp, arrival - chunk.duration if chunk.timestamp is None else arrival)
+        new_offset = self.clock.offset if not had_offset else None
+        obs = AudioObservation(t, chunk.duration, [SpeechBlock(t + b.t, b.duration, b.speech, b.probability)
+                                                   for b in chunk.blocks])
+        outcome = self.engine.observe_audio(obs)
+        update = outcome.update
+        if update.late or update.duplicate:
+            return update
+        if chunk.pcm:
+            self.audio_ring.append(t, chunk.pcm)
+        self.seq += 1
+        changed = {e["id"]: e for e in update.open_events}
+        for event in self.engine.events:
+            if event.id in outcome.closed_ids:
+                changed[event.id] = event.to_dict()
+        clips = []
+        for event_id, speech_start in (outcome.span_starts or {}).items():
+            start = speech_start - self.cfg.voice.evidence_pre_s
+            clip = self.audio_ring.clip(max(start, obs.end - self.cfg.voice.evidence_max_s), obs.end)
+            if clip is None:  # no clip kept (evidence_max_s: 0, or no samples sent): the span's times alone
+                clips.append((event_id, speech_start, obs.end, None))
+            else:
+                clips.append((event_id, clip[0], clip[1], wav_bytes(clip[2])))
+        self.store.record_frame(self.session_id, self.seq, t, self.engine.score, self.engine.attention.value(t),
+                                obs.to_dict(), list(changed.values()), [], seen_at=time.time(),
+                                clock_offset=new_offset, audio_evidence=clips)
+        return update
 
     def _evidence(self, frame: Candidate, outcome: FrameOutcome) -> list[tuple[str, float, float, bytes, dict]]:
         """The frame with each event's strongest signal and the boxes to draw on it (drawn when
@@ -128,12 +182,24 @@ class RiskSession:
             else:
                 continue
             caption = f"{kind} {event.peak_confidence:.2f} at {time.strftime('%H:%M:%S', time.gmtime(best[0]))} UTC"
-            out.append((event.id, best[0], event.peak_confidence, best[1],
-                        evidence_overlay(best[2].face_boxes, best[3], caption)))
+            overlay = evidence_overlay(best[2].face_boxes, best[3], caption)
+            if kind == "IDENTITY_MISMATCH" and self.enrolment_face:
+                overlay["beside"] = {"label": "enrolled face", "jpeg_base64": self.enrolment_face}
+            out.append((event.id, best[0], event.peak_confidence, best[1], overlay))
         for kind in list(self.pending_best):
             if kind in open_by_type or self.engine.pending_since(kind) is None:
                 del self.pending_best[kind]  # opened (evidence saved) or the condition cleared
         return out
+
+    def identity_result(self, result: dict) -> None:
+        """A face descriptor the engine asked for (risk.identity), from the FaceIdentity deployment:
+        it is scored with, and stored in, the session's next frame. An enrolment face's image is
+        kept in memory only, for the evidence of a later mismatch."""
+        self._loaded()
+        chip = result.pop("chip_base64", None)
+        if chip and result.get("kind") == "enrol" and self.enrolment_face is None:
+            self.enrolment_face = chip
+        self.pending_identity.append(result)
 
     def state(self) -> dict:
         return {**self._loaded().state(), "rebuilt_frames": self.rebuilt_frames}

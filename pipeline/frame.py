@@ -23,6 +23,7 @@ from auth.tokens import AccessPolicy
 from errors import RateLimited, Saturated
 from observability import ProctorMetrics
 from pipeline.gate import DetectorGate
+from pipeline.identity import IdentityChecks
 from pipeline.models import ModelStages
 from pipeline.response import frame_response
 from sessions.service import SessionService
@@ -42,7 +43,8 @@ class FrameInput:
 
 class FramePipeline:
     def __init__(self, cfg: IngressConfig, access: AccessPolicy, sessions: SessionService, models: ModelStages,
-                 limiter: FrameRateLimiter, gate: DetectorGate, metrics: ProctorMetrics):
+                 limiter: FrameRateLimiter, gate: DetectorGate, metrics: ProctorMetrics,
+                 identity: IdentityChecks | None = None):
         self.cfg = cfg
         self.access = access
         self.sessions = sessions
@@ -50,6 +52,7 @@ class FramePipeline:
         self.limiter = limiter
         self.gate = gate
         self.metrics = metrics
+        self.identity = identity  # None: identity is off
         self.inflight = 0  # frames of this replica in the models now
 
     async def admit_stream(self, session_id: str, credential: str | None) -> None:
@@ -87,6 +90,8 @@ class FramePipeline:
 
         update = await self.sessions.observe(frame.session_id, image, face, detections, frame.timestamp, frame.arrival)
         self.gate.scored(frame.session_id, face, update)
+        if update.identity_request and self.identity is not None:
+            self.identity.submit(frame.session_id, update.identity_request, update.frame_time, image, face)
         done = time.perf_counter()
         latency = StageLatency(
             validate=round((validated - frame.started) * 1000, 2),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from api.schemas import (AnalyzeFrameResponse, Calibration, DetectedObject, EventOut, Expression, FrameQuality,
-                         GazeRatio, HeadPose, StageLatency)
+                         GazeRatio, HeadPose, Identity, StageLatency)
 from contracts import Detections, FaceResult, RiskUpdate
 
 
@@ -36,5 +36,6 @@ def frame_response(session_id: str, face: FaceResult, detections: Detections, up
         calibration=Calibration(**update.calibration.to_dict()),
         late=update.late,
         duplicate=update.duplicate,
+        identity=Identity(**(update.identity or {"status": "off"})),
         latency_ms=latency,
     )

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from audio.clip import waveform
 from reviews.model import merge_into_report
+from risk.voice import is_audio_row
 from store.base import SessionStoreBase
 
 
@@ -19,8 +21,11 @@ def build_report(store: SessionStoreBase, session_id: str, path: str) -> dict[st
     if record is None:
         return None
     started = record["started_at"]
-    observations = store.observations(session_id)
+    rows = store.observations(session_id)
+    observations = [o for o in rows if not is_audio_row(o["observation"])]  # frames: the timeline
+    heard = [o["observation"] for o in rows if is_audio_row(o["observation"])]
     with_evidence = set(store.evidence_confidences(session_id))
+    audio_spans = store.audio_spans(session_id)
     summary = record["summary"] or {}
     events = summary.get("events") or store.events(session_id)
     events = sorted(events, key=lambda e: (e["start"], e["id"]))
@@ -29,6 +34,13 @@ def build_report(store: SessionStoreBase, session_id: str, path: str) -> dict[st
         event["end_offset_s"] = None if event.get("end") is None else round(event["end"] - started, 2)
         event["evidence_url"] = (path.removesuffix("/report") + f"/events/{event['id']}/evidence.jpg"
                                  if event["id"] in with_evidence else None)
+        if event["id"] in audio_spans:
+            t0, t1, has_clip = audio_spans[event["id"]]
+            clip = store.audio_clip(session_id, event["id"]) if has_clip else None
+            event["audio"] = {
+                "start_offset_s": round(t0 - started, 2), "end_offset_s": round(t1 - started, 2),
+                "clip_url": path.removesuffix("/report") + f"/events/{event['id']}/audio.wav" if has_clip else None,
+                "waveform": waveform(clip[44:]) if clip else []}
     timeline = [{
         "t": round(o["t"], 3),
         "offset_s": round(o["t"] - started, 2),
@@ -51,6 +63,26 @@ def build_report(store: SessionStoreBase, session_id: str, path: str) -> dict[st
         "unusable_frames": sum(not p["usable"] for p in timeline),
         "violations_by_type": summary.get("violations_by_type", {}),
         "calibration": summary.get("calibration"),
+        "identity": summary.get("identity"),
         "events": events,
         "timeline": timeline,
+        "mode": record["mode"],
+        "audio_seconds": round(sum(a["duration"] for a in heard), 2),
+        "speech": speech_spans(heard, started),
     }, store.review_actions(session_id))
+
+
+def speech_spans(heard: list[dict[str, Any]], started: float, gap_s: float = 0.6) -> list[list[float]]:
+    """Where speech was heard, as [start, end] offsets from the session's start: the speech blocks
+    of the stored audio summaries, merged across gaps shorter than `gap_s`."""
+    spans: list[list[float]] = []
+    for chunk in heard:
+        for t, duration, speech, _ in chunk["blocks"]:
+            if speech < 0.5:
+                continue
+            start, end = round(t - started, 2), round(t + duration - started, 2)
+            if spans and start - spans[-1][1] <= gap_s:
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+    return spans

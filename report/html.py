@@ -34,6 +34,9 @@ def _plot(report: dict[str, Any], width: int = 900, height: int = 260) -> str:
         parts.append(f'<rect x="{start:.1f}" y="{top}" width="{max(2.0, stop - start):.1f}" height="{plot_h}" '
                      f'fill="{color}" opacity="0.15"><title>{html.escape(event["type"])} '
                      f'{event["start_offset_s"]:.1f}-{(event["end_offset_s"] or end):.1f} s</title></rect>')
+    for start_s, end_s in report.get("speech", []):  # speech heard: a band along the bottom
+        parts.append(f'<rect x="{x(start_s):.1f}" y="{top + plot_h - 6}" width="{max(1.0, x(end_s) - x(start_s)):.1f}" '
+                     f'height="6" fill="#188038" opacity="0.6"><title>speech {start_s:.1f}-{end_s:.1f} s</title></rect>')
     for value in (0, 25, 50, 75, 100):
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#eee"/>'
                      f'<text x="{left - 6}" y="{y(value) + 4:.1f}" font-size="10" text-anchor="end">{value}</text>')
@@ -45,7 +48,7 @@ def _plot(report: dict[str, Any], width: int = 900, height: int = 260) -> str:
                  f'<text x="{left + plot_w}" y="{height - 8}" font-size="11" text-anchor="end">{end:.0f} s</text>'
                  f'<text x="{left + plot_w / 2}" y="{height - 8}" font-size="11" text-anchor="middle">'
                  f'<tspan fill="#d93025">risk score</tspan> / <tspan fill="#1a73e8">attention</tspan>; '
-                 f'shaded: events</text>')
+                 f'shaded: events; <tspan fill="#188038">green band: speech heard</tspan></text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -84,6 +87,21 @@ def _review_section(report: dict[str, Any]) -> str:
     return f"<h2>Human review</h2>{head}<h3>Review history</h3>{table or '<p>No action yet.</p>'}"
 
 
+def _waveform(audio: dict[str, Any], width: int = 160, height: int = 40) -> str:
+    """An audio event's clip as a small waveform (peak per slice), its span, and a player."""
+    esc = html.escape
+    peaks = audio.get("waveform") or []
+    mid = height / 2
+    bars = "".join(f'<line x1="{i * width / len(peaks):.1f}" x2="{i * width / len(peaks):.1f}" '
+                   f'y1="{mid - p * mid:.1f}" y2="{mid + p * mid:.1f}" stroke="#188038"/>' for i, p in enumerate(peaks))
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+           f'aria-label="waveform of the audio evidence"><rect width="{width}" height="{height}" fill="#f1f8f4"/>'
+           f'{bars}</svg>') if peaks else ""
+    player = (f'<br><audio controls preload="none" src="{esc(audio["clip_url"])}"></audio>'
+              if audio.get("clip_url") else "<br>(no clip kept)")
+    return f'{svg}<br>audio {audio["start_offset_s"]:.1f}-{audio["end_offset_s"]:.1f} s{player}'
+
+
 def render_report_html(report: dict[str, Any]) -> str:
     esc = html.escape
     verdict = report["verdict"] or "IN PROGRESS"
@@ -93,6 +111,8 @@ def render_report_html(report: dict[str, Any]) -> str:
     for e in report["events"]:
         thumb = (f'<a href="{esc(e["evidence_url"])}"><img src="{esc(e["evidence_url"])}" width="160" '
                  f'alt="evidence for {esc(e["type"])}"></a>') if e["evidence_url"] else "-"
+        if e.get("audio"):
+            thumb = _waveform(e["audio"]) if not e["evidence_url"] else thumb + "<br>" + _waveform(e["audio"])
         end = "open" if e["end_offset_s"] is None else f'{e["end_offset_s"]:.1f} s'
         rows.append(
             f'<tr><td>{esc(e["id"])}</td><td><span style="color:{SEVERITY_COLORS.get(e["severity"], "#333")}">'
@@ -109,6 +129,22 @@ def render_report_html(report: dict[str, Any]) -> str:
                   f'{esc(str(calibration.get("reason")))}; baseline yaw {calibration.get("yaw", 0):.1f} deg, '
                   f'pitch {calibration.get("pitch", 0):.1f} deg, gaze offset '
                   f'{calibration.get("gaze_horizontal", 0):+.3f} / {calibration.get("gaze_vertical", 0):+.3f}')
+    identity = report.get("identity") or {}
+    if not identity:
+        identity_text = "not recorded"
+    elif identity.get("status") == "off":
+        identity_text = "off"
+    else:
+        reference = identity.get("reference")
+        identity_text = (
+            f'{esc(str(identity.get("status")))}'
+            + (f' ({esc(str(identity["reason"]))})' if identity.get("reason") else "")
+            + f'; {identity.get("checks", 0)} checks, {identity.get("mismatching_checks", 0)} mismatching'
+            + (f', last distance {identity["distance"]:.2f} ({esc(str(identity.get("band")))})'
+               if identity.get("distance") is not None else "")
+            + (f'; reference photo: <b>{esc(str(reference["result"]))}</b>'
+               + (f' (distance {reference["distance"]:.2f})' if reference.get("distance") is not None else "")
+               if reference else ""))
     breakdown = "".join(
         f'<tr><td>{esc(kind)}</td><td>{row["count"]}</td><td>{row["total_seconds"]:.1f} s</td>'
         f'<td>{row["peak_confidence"]:.2f}</td></tr>' for kind, row in sorted(report["violations_by_type"].items()))
@@ -133,7 +169,9 @@ text-align: left; vertical-align: top; }} .meta td {{ border: none; padding: 2px
 <tr><td>Duration</td><td>{report["duration_seconds"] if report["duration_seconds"] is not None else "-"} s</td></tr>
 <tr><td>Risk score</td><td>final {report["final_risk_score"]}, peak {report["peak_risk_score"]}</td></tr>
 <tr><td>Frames</td><td>{report["frames"]} ({report["unusable_frames"]} could not be judged)</td></tr>
+<tr><td>Mode</td><td>{esc(report.get("mode", "interview"))}; {report.get("audio_seconds", 0):.0f} s of audio heard</td></tr>
 <tr><td>Calibration</td><td>{calib_text}</td></tr>
+<tr><td>Identity</td><td>{identity_text}</td></tr>
 </table>
 <h2>Risk and attention over time</h2>
 {_plot(report)}
@@ -148,6 +186,7 @@ text-align: left; vertical-align: top; }} .meta td {{ border: none; padding: 2px
 {breakdown or '<tr><td colspan="4">None.</td></tr>'}
 </table>
 <p style="color:#5f6368;font-size:12px">Times are seconds from the session start, in the frames' own clock. Raw frames
-are not stored; each event keeps one evidence frame, its strongest.</p>
+are not stored; each event keeps one evidence frame, its strongest. Audio is not stored either: each audio event keeps
+one clip, of the speech that opened it.</p>
 </body></html>
 """

@@ -25,6 +25,8 @@ class Observation:
     talking: bool = False  # set by the session from recent frames
     usable: bool = True  # False: too dark/covered/frozen to judge; says nothing about presence
     digest: str | None = None  # pixel digest, for frozen and duplicate frames
+    # Face descriptors delivered with this frame (risk.identity): {t, kind, descriptor | None, reason}
+    identity: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_results(cls, t: float, face: FaceResult, detections: Sequence[Detection],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import time
 from pathlib import Path
 
 import cv2
@@ -39,12 +40,19 @@ def main() -> None:
         capture = cv2.VideoCapture(str(FIXTURES / "videos" / "webcam_gaze_center_left_center.mp4"))
         capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
         step, index, t = round(24 / opts.fps), 0, 0.0
+        started = time.monotonic()
+
+        def at_capture_time(t: float) -> None:
+            """Send as a webcam would: in real time (faster meets the per-session rate limit, 429)."""
+            time.sleep(max(0.0, started + t - time.monotonic()))
+
         while True:
             ok, frame = capture.read()
             if not ok:
                 break
             if index % step == 0:
                 t = index / 24
+                at_capture_time(t)
                 body = client.post("/analyze-frame", json={"session_id": session_id, "frame": jpeg_b64(frame),
                                                            "timestamp": t}).raise_for_status().json()
                 print(f"t={t:5.1f}s faces={body['faces']} gaze={body['gaze']:7s} risk={body['risk_score']:3d} "
@@ -54,6 +62,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         for i in range(15):  # 3 s with someone else in view
             t += 1 / opts.fps
+            at_capture_time(t)
             noisy = np.clip(two.astype(np.int16) + rng.integers(-2, 3, two.shape), 0, 255).astype(np.uint8)
             body = client.post("/analyze-frame", json={"session_id": session_id, "frame": jpeg_b64(noisy),
                                                        "timestamp": t}).raise_for_status().json()

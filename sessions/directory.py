@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from contracts import Detections, FaceResult, RiskUpdate
+from contracts import AudioChunk, AudioUpdate, Detections, FaceResult, RiskUpdate
 from deployments.risk_session import find_session_actor, session_actor
 from errors import ProctorError, SessionUnavailable
 from sessions.status import SessionStatus
@@ -94,6 +94,13 @@ class SessionDirectory:
                       on_retry: Callable[[], Awaitable[None]] | None = None) -> RiskUpdate:
         return await self._call(session_id, "observe", image_bytes, face, detections, client_timestamp, arrival,
                                 on_retry=on_retry)
+
+    async def identity_result(self, session_id: str, result: dict[str, Any]) -> None:
+        await self._call(session_id, "identity_result", result)
+
+    async def observe_audio(self, session_id: str, chunk: AudioChunk, arrival: float,
+                            on_retry: Callable[[], Awaitable[None]] | None = None) -> AudioUpdate:
+        return await self._call(session_id, "observe_audio", chunk, arrival, on_retry=on_retry)
 
     async def state(self, session_id: str, on_retry: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
         return await self._call(session_id, "state", on_retry=on_retry)

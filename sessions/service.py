@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
-from contracts import Detections, FaceResult, RiskUpdate
+from contracts import AudioChunk, AudioUpdate, Detections, FaceResult, RiskUpdate
 from errors import SessionClosed, SessionNotFound, TooManySessions
 from observability import ProctorMetrics
 from outbox.events import session_deleted, session_started
@@ -41,6 +41,7 @@ class StartedSession:
     session_id: str
     candidate_id: str
     started_at: float
+    mode: str = "interview"
 
 
 class SessionService:
@@ -52,17 +53,20 @@ class SessionService:
         self.metrics = metrics
         self.max_open_sessions = max_open_sessions
 
-    async def start(self, candidate_id: str) -> StartedSession:
+    async def start(self, candidate_id: str, mode: str = "interview",
+                    reference: list[float] | None = None) -> StartedSession:
+        """`mode` (interview | exam) sets which audio events count; `reference`: a reference photo's
+        face descriptor (pipeline.identity), compared with the enrolled face once it has enrolled."""
         # Check-then-insert: replicas racing at the limit may pass it by one each (documented).
         if await asyncio.to_thread(self.store.open_session_count) >= self.max_open_sessions:
             raise TooManySessions(f"too many open sessions (limit {self.max_open_sessions}): "
                                   "end finished sessions or try again later")
-        session = StartedSession(await self.directory.reserve(), candidate_id, time.time())
-        await asyncio.to_thread(self.store.create, session.session_id, candidate_id, session.started_at,
-                                outbox=[session_started(session.session_id, candidate_id, session.started_at)])
+        session = StartedSession(await self.directory.reserve(), candidate_id, time.time(), mode)
+        await asyncio.to_thread(self.store.create, session.session_id, candidate_id, session.started_at, mode,
+                                reference, outbox=[session_started(session.session_id, candidate_id, session.started_at)])
         await self.directory.state(session.session_id)  # the actor is up before the client sends frames
         await self.refresh_open_count()
-        logger.info("session %s started for candidate %s", session.session_id, candidate_id)
+        logger.info("session %s started for candidate %s (%s)", session.session_id, candidate_id, mode)
         return session
 
     async def open(self, session_id: str) -> bool:
@@ -107,10 +111,18 @@ class SessionService:
         return await self.directory.observe(session_id, image_bytes, face, detections, client_timestamp, arrival,
                                             on_retry=lambda: self._still_open(session_id))
 
+    async def identity_result(self, session_id: str, result: dict[str, Any]) -> None:
+        """A face descriptor the session's engine asked for; scored with its next frame."""
+        await self.directory.identity_result(session_id, result)
+
+    async def observe_audio(self, session_id: str, chunk: AudioChunk, arrival: float) -> AudioUpdate:
+        """Score one audio chunk's speech in the session's state (a retried chunk is a duplicate)."""
+        return await self.directory.observe_audio(session_id, chunk, arrival, on_retry=lambda: self._still_open(session_id))
+
     async def state(self, session_id: str) -> dict[str, Any]:
         """The record's fields plus the live state of an open session, or an ended one's summary."""
         record = await self.record(session_id)
-        base = {k: record[k] for k in ("session_id", "candidate_id", "started_at", "ended_at", "verdict")}
+        base = {k: record[k] for k in ("session_id", "candidate_id", "started_at", "ended_at", "verdict", "mode")}
         base["status"] = record["status"].value
         if record["status"].live:
             return {**base, **await self.directory.state(session_id)}

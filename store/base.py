@@ -29,12 +29,14 @@ CREATE TABLE IF NOT EXISTS sessions (
     ending_since {real},                         -- when an end was claimed (to release a stuck one)
     last_seen_at {real},                         -- server time of the last frame
     clock_offset {real},                         -- client capture clock -> server time
+    mode         TEXT NOT NULL DEFAULT 'interview', -- interview | exam: which audio events count
     ended_at     {real},
     verdict      TEXT,
     summary      TEXT,
-    peak_risk_score {real},                      -- the review queue's priority (v5)
-    review_outcome  TEXT,                        -- a human review's outcome; NULL: not reviewed (v5)
-    reviewed_at     {real}                       -- (v5)
+    reference    TEXT,                           -- a reference photo's face descriptor (JSON), if one was given
+    peak_risk_score {real},                      -- the review queue's priority (v7)
+    review_outcome  TEXT,                        -- a human review's outcome; NULL: not reviewed (v7)
+    reviewed_at     {real}                       -- (v7)
 );
 CREATE TABLE IF NOT EXISTS observations (
     session_id TEXT NOT NULL,
@@ -64,6 +66,14 @@ CREATE TABLE IF NOT EXISTS evidence (
     jpeg       {blob} NOT NULL,                  -- the frame as it arrived (JPEG or PNG) ...
     overlay    TEXT,                             -- ... and the boxes and caption drawn on it when served
                                                  -- (JSON; NULL: a v3 row, already drawn)
+    PRIMARY KEY (session_id, event_id)
+);
+CREATE TABLE IF NOT EXISTS audio_evidence (
+    session_id TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    t_start    {real} NOT NULL,                  -- the clip's span on the session's clock
+    t_end      {real} NOT NULL,
+    wav        {blob},                           -- 16 kHz mono 16-bit WAV; NULL: times only (no clip kept)
     PRIMARY KEY (session_id, event_id)
 );
 CREATE TABLE IF NOT EXISTS leases (
@@ -139,10 +149,12 @@ CREATE TABLE IF NOT EXISTS edx_attempts (        -- an edX attempt is a session:
 # SQLite: PRAGMA user_version; PostgreSQL: the schema_version table. Bump with a migration step.
 # 3: the leases table (created by the schema's CREATE TABLE IF NOT EXISTS).
 # 4: evidence.overlay (evidence is drawn when served, not by the session actor).
-# 5: sessions.peak_risk_score / review_outcome / reviewed_at (filled from the summaries); the review,
+# 5: sessions.reference (a reference photo's face descriptor, risk.identity).
+# 6: sessions.mode and the audio_evidence table (audio events' clips: the only audio stored).
+# 7: sessions.peak_risk_score / review_outcome / reviewed_at (filled from the summaries); the review,
 #    outbox, webhook and edX tables (created by the schema).
-SCHEMA_VERSION = 5
-SESSION_TABLES = ("evidence", "events", "observations", "review_actions", "edx_attempts")  # and sessions
+SCHEMA_VERSION = 7
+SESSION_TABLES = ("audio_evidence", "evidence", "events", "observations", "review_actions", "edx_attempts")  # and sessions
 _LIVE = tuple(s.value for s in SessionStatus if s.live)
 _FINAL = tuple(s.value for s in FINAL)
 
@@ -188,13 +200,17 @@ class SessionStoreBase:
         raise NotImplementedError
 
     # ---- sessions -----------------------------------------------------------------------------
-    def create(self, session_id: str, candidate_id: str, started_at: float,
-               status: SessionStatus = SessionStatus.OPEN, outbox: Iterable[OutboxEvent] = ()) -> None:
-        """A new session (OPEN, or REGISTERED: created ahead, opened later) with its events."""
+    def create(self, session_id: str, candidate_id: str, started_at: float, mode: str = "interview",
+               reference: list[float] | None = None, status: SessionStatus = SessionStatus.OPEN,
+               outbox: Iterable[OutboxEvent] = ()) -> None:
+        """A new session (OPEN, or REGISTERED: created ahead, opened later) with its events. `mode`:
+        interview | exam; `reference`: the face descriptor of a reference photo (never the photo)."""
         if status not in (SessionStatus.OPEN, SessionStatus.REGISTERED):
             raise ValueError(f"a session starts open or registered, not {status.value}")
-        self._write([("INSERT INTO sessions (session_id, candidate_id, started_at, last_seen_at, status) "
-                      "VALUES (?, ?, ?, ?, ?)", (session_id, candidate_id, started_at, started_at, status.value)),
+        self._write([("INSERT INTO sessions (session_id, candidate_id, started_at, last_seen_at, status, mode, "
+                      "reference) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (session_id, candidate_id, started_at, started_at, status.value, mode,
+                       json.dumps(reference) if reference is not None else None)),
                      *map(_outbox_insert, outbox)])
 
     def open_registered(self, session_id: str, now: float, outbox: Iterable[OutboxEvent] = ()) -> bool:
@@ -207,15 +223,16 @@ class SessionStoreBase:
 
     def get(self, session_id: str) -> dict[str, Any] | None:
         rows = self._read(
-            "SELECT session_id, candidate_id, started_at, status, last_seen_at, clock_offset, ended_at, verdict, summary "
-            "FROM sessions WHERE session_id = ?", (session_id,))
+            "SELECT session_id, candidate_id, started_at, status, last_seen_at, clock_offset, ended_at, verdict, summary, "
+            "mode, reference FROM sessions WHERE session_id = ?", (session_id,))
         if not rows:
             return None
         keys = ("session_id", "candidate_id", "started_at", "status", "last_seen_at", "clock_offset",
-                "ended_at", "verdict", "summary")
+                "ended_at", "verdict", "summary", "mode", "reference")
         record = dict(zip(keys, rows[0]))
         record["status"] = SessionStatus(record["status"])
         record["summary"] = json.loads(record["summary"]) if record["summary"] else None
+        record["reference"] = json.loads(record["reference"]) if record["reference"] else None
         return record
 
     def setting(self, key: str, default: str) -> str:
@@ -279,9 +296,11 @@ class SessionStoreBase:
     def record_frame(self, session_id: str, seq: int, t: float, score: float, attention: float,
                      observation: dict[str, Any], events: list[dict[str, Any]],
                      evidence: list[tuple[str, float, float, bytes, dict[str, Any]]], seen_at: float,
-                     clock_offset: float | None = None) -> None:
-        """One frame, one transaction: its observation, the session's last-seen time (and, on the
-        first timestamped frame, the clock offset), the events it changed, their evidence."""
+                     clock_offset: float | None = None,
+                     audio_evidence: list[tuple[str, float, float, bytes | None]] = ()) -> None:
+        """One frame or audio chunk, one transaction: its observation, the session's last-seen time
+        (and, on the first timestamped one, the clock offset), the events it changed, their evidence
+        (frames; audio clips: (event id, start, end, WAV or None))."""
         statements = [
             ("INSERT INTO observations (session_id, seq, t, score, attention, data) VALUES (?, ?, ?, ?, ?, ?) "
              "ON CONFLICT (session_id, seq) DO UPDATE SET t = excluded.t, score = excluded.score, "
@@ -298,6 +317,10 @@ class SessionStoreBase:
                         "overlay = excluded.overlay",
                         (session_id, event_id, t_ev, conf, frame, json.dumps(overlay)))
                        for event_id, t_ev, conf, frame, overlay in evidence]
+        statements += [("INSERT INTO audio_evidence (session_id, event_id, t_start, t_end, wav) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT (session_id, event_id) DO UPDATE SET t_start = excluded.t_start, "
+                        "t_end = excluded.t_end, wav = excluded.wav", (session_id, event_id, t0, t1, wav))
+                       for event_id, t0, t1, wav in audio_evidence]
         self._write(statements)
 
     @staticmethod
@@ -324,6 +347,17 @@ class SessionStoreBase:
             return None
         frame, overlay = rows[0]
         return bytes(frame), (json.loads(overlay) if overlay is not None else None)
+
+    def audio_spans(self, session_id: str) -> dict[str, tuple[float, float, bool]]:
+        """Per audio event with evidence: (start, end, whether a clip is kept)."""
+        rows = self._read("SELECT event_id, t_start, t_end, wav IS NOT NULL FROM audio_evidence WHERE session_id = ?",
+                          (session_id,))
+        return {event_id: (t0, t1, bool(has_clip)) for event_id, t0, t1, has_clip in rows}
+
+    def audio_clip(self, session_id: str, event_id: str) -> bytes | None:
+        """An audio event's evidence clip (a WAV); None when there is none."""
+        rows = self._read("SELECT wav FROM audio_evidence WHERE session_id = ? AND event_id = ?", (session_id, event_id))
+        return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def evidence_confidences(self, session_id: str) -> dict[str, float]:
         return dict(self._read("SELECT event_id, confidence FROM evidence WHERE session_id = ?", (session_id,)))
@@ -514,9 +548,11 @@ class SessionStoreBase:
 
     def create_edx_attempt(self, session_id: str, candidate_id: str, now: float, exam_id: str, user_id: str,
                            lms_host: str, data: dict[str, Any]) -> None:
-        """A REGISTERED session and its attempt, in one transaction."""
-        self._write([("INSERT INTO sessions (session_id, candidate_id, started_at, last_seen_at, status) "
-                      "VALUES (?, ?, ?, ?, ?)", (session_id, candidate_id, now, now, SessionStatus.REGISTERED.value)),
+        """A REGISTERED session and its attempt, in one transaction. An edX proctored exam is an exam:
+        the session's audio mode is `exam` (speech counts)."""
+        self._write([("INSERT INTO sessions (session_id, candidate_id, started_at, last_seen_at, status, mode) "
+                      "VALUES (?, ?, ?, ?, ?, ?)",
+                      (session_id, candidate_id, now, now, SessionStatus.REGISTERED.value, "exam")),
                      ("INSERT INTO edx_attempts (session_id, exam_id, user_id, lms_host, data) VALUES (?, ?, ?, ?, ?)",
                       (session_id, exam_id, user_id, lms_host, json.dumps(data)))])
 

@@ -95,6 +95,10 @@ class PostgresSessionStore(SessionStoreBase):
         if version < 4:
             conn.execute("ALTER TABLE evidence ADD COLUMN IF NOT EXISTS overlay TEXT")
         if version < 5:
+            conn.execute("ALTER TABLE sessions ADD COLUMN IF NOT EXISTS reference TEXT")
+        if version < 6:  # audio_evidence comes with the schema
+            conn.execute("ALTER TABLE sessions ADD COLUMN IF NOT EXISTS mode TEXT NOT NULL DEFAULT 'interview'")
+        if version < 7:
             for column, ddl in (("peak_risk_score", "DOUBLE PRECISION"), ("review_outcome", "TEXT"),
                                 ("reviewed_at", "DOUBLE PRECISION")):
                 conn.execute(f"ALTER TABLE sessions ADD COLUMN IF NOT EXISTS {column} {ddl}")

@@ -47,14 +47,21 @@ class SqliteSessionStore(SessionStoreBase):
             if "overlay" not in {r[1] for r in self._conn.execute("PRAGMA table_info(evidence)")}:
                 self._conn.execute("ALTER TABLE evidence ADD COLUMN overlay TEXT")
         if version < 5 and "sessions" in tables:
+            if "reference" not in {r[1] for r in self._conn.execute("PRAGMA table_info(sessions)")}:
+                self._conn.execute("ALTER TABLE sessions ADD COLUMN reference TEXT")
+        # v6: the session's mode (audio_evidence comes with the schema script).
+        if version < 6 and "sessions" in tables:
+            if "mode" not in {r[1] for r in self._conn.execute("PRAGMA table_info(sessions)")}:
+                self._conn.execute("ALTER TABLE sessions ADD COLUMN mode TEXT NOT NULL DEFAULT 'interview'")
+        if version < 7 and "sessions" in tables:
             columns = {r[1] for r in self._conn.execute("PRAGMA table_info(sessions)")}
             for column, ddl in (("peak_risk_score", "REAL"), ("review_outcome", "TEXT"), ("reviewed_at", "REAL")):
                 if column not in columns:
                     self._conn.execute(f"ALTER TABLE sessions ADD COLUMN {column} {ddl}")
-            # the review queue's priority, for sessions ended before v5
+            # the review queue's priority, for sessions ended before v7
             self._conn.execute("UPDATE sessions SET peak_risk_score = json_extract(summary, '$.peak_risk_score') "
                                "WHERE summary IS NOT NULL AND peak_risk_score IS NULL")
-        # v5's review, outbox, webhook and edX tables come with the schema script.
+        # v7's review, outbox, webhook and edX tables come with the schema script.
 
     def _write(self, statements: list[tuple[str, tuple]], require_first: bool = False) -> list[int] | None:
         with self._lock:

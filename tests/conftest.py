@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -244,6 +243,8 @@ def fake_app(ray_cluster):
     # The fakes answer from a frame's script, not its pixels: a scripted phone may sit on unchanged
     # pixels, which the detector gate would rightly skip. The gate is tested on real frames.
     args["detector_gate"]["enabled"] = False
+    # Fake faces have no one to recognise: identity is tested on real faces (test_identity.py).
+    args["risk"]["identity"]["enabled"] = False
     deploy(args, fake=True)
     url = ray_cluster["root"] + FAKE_PREFIX
     if not wait_healthy(url, timeout=60):

@@ -27,15 +27,16 @@ GAZE_RATIOS = {"center": (0.5, 0.45), "left": (0.3, 0.45), "right": (0.7, 0.45),
 
 
 def scripted_frame(faces: int = 1, persons: int | None = None, objects: tuple[str, ...] | list[str] = (),
-                   gaze: str = "center", yaw: float = 0.0, delay_s: float = 0.0, seed: int = 0) -> bytes:
+                   gaze: str = "center", yaw: float = 0.0, delay_s: float = 0.0, seed: int = 0,
+                   mouth: float = 0.02) -> bytes:
     """A 64x48 PNG telling the fakes what to report; `seed` varies the pixels (a live camera never
-    sends the same picture twice: equal pixels are a frozen camera)."""
+    sends the same picture twice: equal pixels are a frozen camera); `mouth`: the mouth opening."""
     import numpy as np
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
     script = {"faces": faces, "persons": faces if persons is None else persons, "objects": list(objects),
-              "gaze": gaze, "yaw": yaw, "delay_s": delay_s}
+              "gaze": gaze, "yaw": yaw, "delay_s": delay_s, "mouth": mouth}
     info = PngInfo()
     info.add_text(SCRIPT_KEY, json.dumps(script))
     pixels = np.random.default_rng(seed).integers(60, 200, (48, 64, 3), dtype=np.uint8)
@@ -56,7 +57,7 @@ def read_script(image_bytes: bytes) -> tuple[dict[str, Any], bytes]:
     except Exception:  # noqa: BLE001 - as the real models: undecodable pixels
         raise FrameError("frame could not be decoded: the image data is corrupt or truncated",
                          FrameProblem.CORRUPT) from None
-    script = {"faces": 1, "persons": 1, "objects": [], "gaze": "center", "yaw": 0.0, "delay_s": 0.0}
+    script = {"faces": 1, "persons": 1, "objects": [], "gaze": "center", "yaw": 0.0, "delay_s": 0.0, "mouth": 0.02}
     if SCRIPT_KEY in text:
         script.update(json.loads(text[SCRIPT_KEY]))
     return script, pixels
@@ -106,7 +107,8 @@ class FakeFaceGaze:
             return FaceResult(faces=faces, face_boxes=boxes, quality=quality,
                               gaze_ratio=GazeRatio(horizontal, vertical), gaze_readable=True,
                               head_pose=HeadPose(yaw=float(script["yaw"]), pitch=0.0, roll=0.0),
-                              expression=Expression(label="neutral", eye_openness=0.3, mouth_openness=0.02,
+                              expression=Expression(label="neutral", eye_openness=0.3,
+                                                    mouth_openness=float(script["mouth"]),
                                                     smile_width=0.5, eyes_closed=False, mouth_open=False),
                               latency_ms=1.0)
 

@@ -9,13 +9,10 @@ hold the `serve_app` cluster), and the fixture kills exactly the processes of th
 from __future__ import annotations
 
 import base64
-import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,46 +21,13 @@ import pytest
 import yaml
 
 from devtools.local_serve import free_port
+from devtools.ray_cluster import RAY, SERVE, cluster_env, kill_processes_naming, run
 from tests.conftest import (FIXTURES, ROOT, TEST_API_KEY, TEST_TOKEN_SECRET, needs_fixtures,
                             needs_models, shared_weights_path)
 
 pytestmark = [needs_fixtures, needs_models]
 
-RAY = str(Path(sys.executable).parent / "ray")
-SERVE = str(Path(sys.executable).parent / "serve")
 AUTH = {"Authorization": f"Bearer {TEST_API_KEY}"}
-
-
-def _run(cmd: list[str], env: dict[str, str], timeout: float = 240) -> str:
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
-def _kill_cluster(marker: str) -> None:
-    """SIGTERM, then SIGKILL, every process whose command line names this cluster's temp dir (its
-    GCS, raylets, dashboard, agents and workers): never `ray stop`, which stops every Ray here."""
-    import psutil
-
-    def ours() -> list[psutil.Process]:
-        found = []
-        for proc in psutil.process_iter(["pid", "cmdline"]):
-            try:
-                if marker in " ".join(proc.info["cmdline"] or []) and proc.pid != os.getpid():
-                    found.append(proc)
-            except psutil.Error:
-                continue
-        return found
-
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        procs = ours()
-        for proc in procs:
-            try:
-                proc.send_signal(sig)
-            except psutil.Error:
-                pass
-        psutil.wait_procs(procs, timeout=10)
 
 
 def _cluster_config(path: Path, http_port: int, store_url: str) -> None:
@@ -97,23 +61,21 @@ def cluster(postgres_admin_url):
     # Token auth, as a cluster should run: every node and client gets the same token (here one for
     # this test only, so ~/.ray/auth_token is neither needed nor touched).
     token = secrets.token_hex(32)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
-    env.pop("RAY_ADDRESS", None)
+    env = cluster_env(token)
     gcs, dashboard, http_port = free_port(), free_port(), free_port()
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--object-store-memory=200000000",
               "--disable-usage-stats"]
     try:
-        _run([RAY, "start", "--head", f"--port={gcs}", f"--temp-dir={tmp}", "--include-dashboard=true",
+        run([RAY, "start", "--head", f"--port={gcs}", f"--temp-dir={tmp}", "--include-dashboard=true",
               "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
               f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
               f"--ray-client-server-port={free_port()}", "--resources={\"head_node\": 1}", *common], env)
-        _run([RAY, "start", f"--address=127.0.0.1:{gcs}", f"--dashboard-agent-listen-port={free_port()}",
+        run([RAY, "start", f"--address=127.0.0.1:{gcs}", f"--dashboard-agent-listen-port={free_port()}",
               f"--metrics-export-port={free_port()}", f"--temp-dir={tmp}", *common], env)
         config = tmp / "serve.yaml"
         _cluster_config(config, http_port, postgres_url)
         dashboard_url = f"http://127.0.0.1:{dashboard}"
-        _run([SERVE, "deploy", str(config), "--address", dashboard_url], env)
+        run([SERVE, "deploy", str(config), "--address", dashboard_url], env)
         url = f"http://127.0.0.1:{http_port}"
         deadline, status = time.time() + 300, ""
         while time.time() < deadline:
@@ -130,7 +92,7 @@ def cluster(postgres_admin_url):
         yield {"url": url, "dashboard": dashboard_url, "store_url": postgres_url, "env": env,
                "dashboard_auth": {"Authorization": f"Bearer {token}"}}
     finally:
-        _kill_cluster(marker)
+        kill_processes_naming(marker)
         if not os.environ.get("PROCTOR_KEEP_TEST_TMP"):
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -85,7 +85,7 @@ def test_a_misspelled_key_fails_the_deploy(tmp_path):
 
 def test_deployments_fit_two_cores():
     options = load_deployment_options()
-    assert set(options) == {"Ingress", "FaceGaze", "ObjectDetector"}
+    assert set(options) == {"Ingress", "FaceGaze", "ObjectDetector", "FaceIdentity"}
     cpus = sum(o["ray_actor_options"]["num_cpus"] * o.get("num_replicas", 1) for o in options.values())
     assert cpus <= 2
     detector = options["ObjectDetector"]

@@ -2,9 +2,12 @@
 driven by Selenium against the running app.
 
 The clip (`webcam_gaze_center_left_center.mp4`) becomes a .y4m at test time, which Chromium plays as
-the webcam, looping. The page starts a session, streams 5 frames/s over the WebSocket, and must show
-LOOKING_AWAY (the eyes turn left ~6-10 s into the clip), then the verdict after End, and a working
-link to the report. Screenshots go to the test's tmp dir, and also to $PROCTOR_SCREENSHOT_DIR when
+the webcam, looping; espeak-ng sentences over room noise become a WAV, which it plays as the
+microphone (`--use-file-for-fake-audio-capture`), looping. The page starts a session, streams 5
+frames/s and the microphone over the WebSocket, and must show LOOKING_AWAY (the eyes turn left ~6-10
+s into the clip) and SECOND_VOICE (a voice is heard while the face in the camera keeps its mouth
+still: the real face stage measures it), then the verdict after End, and a working link to the
+report, whose SECOND_VOICE carries its audio clip. Screenshots go to the test's tmp dir, and also to $PROCTOR_SCREENSHOT_DIR when
 set (`PROCTOR_SCREENSHOT_DIR=docs/img` regenerates the README's pictures).
 
 Chromium is kept on this machine by the flags in ../shared/LOCAL-SERVICES.md. Afterwards its net log
@@ -25,9 +28,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools import speech as synth
 from tests.conftest import AUTH, FIXTURES, ROOT, TEST_API_KEY, needs_fixtures, needs_models
 
 pytestmark = [needs_fixtures, needs_models]
+SECOND_VOICE_TIMEOUT_S = 60  # speech starts 1 s into the microphone's loop
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -61,6 +66,21 @@ def browser_binaries():
         pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER} (Debian packages chromium and chromium-driver: "
                     "run `make system-deps` as root or with sudo)")
     pytest.importorskip("selenium", reason="needs selenium (pip install -e '.[test]')")
+    if not synth.espeak_available():
+        pytest.skip("needs espeak-ng for the fake microphone (scripts/install_system_deps.sh installs it)")
+
+
+def write_microphone_wav(out: Path) -> float:
+    """What the fake microphone says, looping: espeak-ng sentences (several voices) with short pauses,
+    over a quiet room. Returns its length in seconds."""
+    import numpy as np
+
+    gap = np.zeros(int(0.6 * synth.RATE), dtype=np.float32)
+    said = np.concatenate([np.zeros(synth.RATE, dtype=np.float32)]
+                          + [part for i in range(4) for part in (synth.speech(synth.SENTENCES[i], synth.VOICES[i]), gap)])
+    signal = synth.at_dbfs(said, -22) + synth.at_dbfs(synth.room_noise(len(said) / synth.RATE, 7), -55)
+    out.write_bytes(synth.wav_file(signal))
+    return len(signal) / synth.RATE
 
 
 def write_y4m(video: Path, out: Path) -> tuple[int, int, int]:
@@ -135,7 +155,7 @@ def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def test_demo_page_streams_the_webcam_and_shows_looking_away_and_a_verdict(serve_app, browser_binaries, tmp_path):
+def test_demo_page_streams_the_webcam_and_microphone_and_shows_looking_away_second_voice_and_a_verdict(serve_app, browser_binaries, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -151,12 +171,15 @@ def test_demo_page_streams_the_webcam_and_shows_looking_away_and_a_verdict(serve
     y4m = tmp_path / "webcam.y4m"
     width, height, frames = write_y4m(FIXTURES / "videos" / CLIP, y4m)
     assert (width, height) == (480, 848) and frames > 240  # upright, and past the look to the left
+    microphone = tmp_path / "microphone.wav"
+    assert write_microphone_wav(microphone) > 8
     profile, net_log = tmp_path / "chromium-profile", tmp_path / "netlog.json"
     profile.mkdir()
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM  # with the Service path below: Selenium Manager downloads nothing
     for flag in LOCAL_ONLY_FLAGS + [f"--user-data-dir={profile}", f"--use-file-for-fake-video-capture={y4m}",
+                                    f"--use-file-for-fake-audio-capture={microphone}",
                                     f"--log-net-log={net_log}"]:  # the net log only observes
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -198,6 +221,18 @@ def test_demo_page_streams_the_webcam_and_shows_looking_away_and_a_verdict(serve
         # The eyes come back about 4 s after they left: the log shows the episode close.
         WebDriverWait(driver, 45).until(lambda d: "LOOKING_AWAY closed" in d.find_element(By.ID, "events").text)
 
+        # The microphone: speech is heard while the face's mouth is still (the real face stage, on the
+        # clip: the person never speaks), so SECOND_VOICE opens.
+        deadline = time.time() + SECOND_VOICE_TIMEOUT_S
+        while "SECOND_VOICE" not in driver.find_element(By.ID, "events").text:
+            assert time.time() < deadline, (
+                f"no SECOND_VOICE within {SECOND_VOICE_TIMEOUT_S} s; audio: {driver.find_element(By.ID, 'audio').text!r}, "
+                f"log: {driver.find_element(By.ID, 'events').text!r}")
+            time.sleep(0.5)
+        audio_line = driver.find_element(By.ID, "audio").text
+        assert re.search(r"\((\d+) chunks\)", audio_line) and "mouth" in audio_line, audio_line
+        save_screenshot(driver, tmp_path, "demo-audio.png")
+
         # End: the verdict, then the report link (a copy fetched with the key, evidence inlined).
         driver.find_element(By.ID, "end").click()
         WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "verdict").text in VERDICTS
@@ -211,12 +246,16 @@ def test_demo_page_streams_the_webcam_and_shows_looking_away_and_a_verdict(serve
             "fetch(arguments[0]).then(r => r.text()).then(done, e => done('failed: ' + e));",
             link.get_attribute("href"))
         assert "LOOKING_AWAY" in report and "data:image/jpeg;base64," in report, report[:300]
+        assert "SECOND_VOICE" in report and re.search(r'<audio controls="" preload="none" src="blob:', report)
 
         # The service's own report says the same (the page's copy is not the only evidence).
         session_id = re.search(r"Session ([0-9a-f-]{36}) ended", driver.find_element(By.ID, "status").text).group(1)
         served = httpx.get(f"{url}/sessions/{session_id}/report", headers=AUTH, timeout=60).json()
         assert served["verdict"] == driver.find_element(By.ID, "verdict").text
         assert "LOOKING_AWAY" in {e["type"] for e in served["events"]}
+        voice = next(e for e in served["events"] if e["type"] == "SECOND_VOICE")
+        clip = httpx.get(url + voice["audio"]["clip_url"], headers=AUTH, timeout=60)
+        assert clip.status_code == 200 and clip.content[:4] == b"RIFF" and served["audio_seconds"] > 5
 
         # Open the report the way a user does: a new tab, evidence images shown.
         demo_tab = driver.current_window_handle
@@ -237,6 +276,7 @@ def test_demo_page_streams_the_webcam_and_shows_looking_away_and_a_verdict(serve
     finally:
         driver.quit()  # stops Chromium too, which finishes the net log
         y4m.unlink(missing_ok=True)  # ~225 MB; pytest keeps its last tmp dirs
+        microphone.unlink(missing_ok=True)
     # Chromium's own services still create requests for Google and DuckDuckGo hosts (sign-in,
     # autofill, updates, search preconnect); with these flags they can only go to the dead proxy at
     # 127.0.0.1:9 and their names never resolve. So: no connection, lookup or datagram went out.

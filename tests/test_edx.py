@@ -30,7 +30,11 @@ class EdxDriver:
     """The LMS's backend object in the edX environment, called one method at a time."""
 
     def __init__(self, base_url: str, client_id: str = EDX_CLIENT_ID, client_secret: str = EDX_CLIENT_SECRET):
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # edX's environment, not the service's
+        # edX's environment, not the service's: of PYTHONPATH only the offline guard (netguard) stays
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        guard = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p.rstrip("/").endswith("netguard")]
+        if guard:
+            env["PYTHONPATH"] = os.pathsep.join(guard)
         self.process = subprocess.Popen(
             [str(EDX_PYTHON), "driver.py", "--base-url", base_url, "--client-id", client_id,
              "--client-secret", client_secret],

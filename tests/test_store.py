@@ -177,6 +177,40 @@ def test_a_v3_store_keeps_its_drawn_evidence_and_takes_overlays(location):
     assert store.evidence("new", "e1") == (b"raw", {"caption": "x"})
 
 
+def test_a_v4_store_gains_the_session_mode_and_audio_evidence(location):
+    """v6 adds sessions.mode (old sessions: interview) and the audio_evidence table; a v4 database
+    keeps its sessions, and audio clips are stored, read and deleted with their session."""
+    v4_sessions = ("CREATE TABLE sessions (session_id TEXT PRIMARY KEY, candidate_id TEXT NOT NULL, "
+                   "started_at {real} NOT NULL, status TEXT NOT NULL DEFAULT 'open', ending_since {real}, "
+                   "last_seen_at {real}, clock_offset {real}, ended_at {real}, verdict TEXT, summary TEXT)")
+    if location.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as conn:
+            conn.execute(v4_sessions.format(real="DOUBLE PRECISION"))
+            conn.execute("INSERT INTO sessions (session_id, candidate_id, started_at) VALUES ('old', 'c', 1.0)")
+            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            conn.execute("INSERT INTO schema_version VALUES (4)")
+    else:
+        conn = sqlite3.connect(location)
+        conn.execute(v4_sessions.format(real="REAL"))
+        conn.execute("INSERT INTO sessions (session_id, candidate_id, started_at) VALUES ('old', 'c', 1.0)")
+        conn.execute("PRAGMA user_version = 4")
+        conn.commit()
+        conn.close()
+    store = open_store(location)
+    assert store.get("old")["mode"] == "interview"
+    store.create("new", "c", 10.0, mode="exam")
+    assert store.get("new")["mode"] == "exam"
+    store.record_frame("new", 1, 12.0, 5.0, 100.0, {"kind": "audio", "t": 11.5}, [], [], seen_at=12.0,
+                       audio_evidence=[("0001-second-voice", 10.5, 12.0, b"RIFFclip"), ("0002-speech-detected", 11.0, 12.0, None)])
+    assert store.audio_spans("new") == {"0001-second-voice": (10.5, 12.0, True), "0002-speech-detected": (11.0, 12.0, False)}
+    assert store.audio_clip("new", "0001-second-voice") == b"RIFFclip"
+    assert store.audio_clip("new", "0002-speech-detected") is None
+    assert store.delete("new")
+    assert store.audio_spans("new") == {} and store.audio_clip("new", "0001-second-voice") is None
+
+
 # ---- PostgreSQL only ------------------------------------------------------------------------------
 def test_postgres_schema_types_and_version(postgres_url):
     import psycopg
@@ -240,7 +274,7 @@ def test_postgres_password_stays_out_of_the_repr():
     assert redact_url("postgresql://proctor@db/proctor") == "postgresql://proctor@db/proctor"
 
 
-# ---- v5: reviews, the outbox, webhook endpoints, edX attempts (both backends) ---------------------
+# ---- v7: reviews, the outbox, webhook endpoints, edX attempts (both backends) ---------------------
 def _ended(store, sid: str, peak: float, candidate: str = "c") -> None:
     from outbox.events import session_ended
 
@@ -340,7 +374,7 @@ def test_edx_attempts_are_registered_sessions(location):
 
 
 def test_a_v4_store_gets_the_review_columns_filled_from_its_summaries(location):
-    """Sessions ended before v5 enter the review queue by their stored peak score."""
+    """Sessions ended before v7 enter the review queue by their stored peak score."""
     v4_sessions = ("CREATE TABLE sessions (session_id TEXT PRIMARY KEY, candidate_id TEXT NOT NULL, started_at {real} "
                    "NOT NULL, status TEXT NOT NULL DEFAULT 'open', ending_since {real}, last_seen_at {real}, "
                    "clock_offset {real}, ended_at {real}, verdict TEXT, summary TEXT)")
@@ -370,3 +404,28 @@ def test_a_v4_store_gets_the_review_columns_filled_from_its_summaries(location):
         ("old-high", 88.0), ("old-low", 3.0)]
     assert store.add_review_action("old-low", 5.0, "r", "outcome", {"outcome": "CLEAN"}, outcome="CLEAN")
     assert store.get("old-open")["status"] is OPEN
+
+
+def test_a_reference_descriptor_is_kept_with_its_session_and_a_v4_store_takes_it(location, tmp_path):
+    """v5: sessions.reference holds a reference photo's face descriptor (never the photo)."""
+    store = open_store(location)
+    store.create("ref", "c", 1.0, reference=[0.125, -0.5, 0.25])
+    store.create("plain", "c", 2.0)
+    assert store.get("ref")["reference"] == [0.125, -0.5, 0.25] and store.get("plain")["reference"] is None
+    store.delete("ref")
+    assert store.get("ref") is None
+    if location.startswith("postgresql"):
+        return
+    old = tmp_path / "v4.sqlite3"  # a v4 store: its sessions table has no reference column
+    conn = sqlite3.connect(old)
+    conn.execute("CREATE TABLE sessions (session_id TEXT PRIMARY KEY, candidate_id TEXT NOT NULL, started_at REAL NOT "
+                 "NULL, status TEXT NOT NULL DEFAULT 'open', ending_since REAL, last_seen_at REAL, clock_offset REAL, "
+                 "ended_at REAL, verdict TEXT, summary TEXT)")
+    conn.execute("INSERT INTO sessions (session_id, candidate_id, started_at) VALUES ('kept', 'c', 5.0)")
+    conn.execute("PRAGMA user_version = 4")
+    conn.commit()
+    conn.close()
+    migrated = open_store(str(old))
+    assert migrated.get("kept")["reference"] is None and migrated.get("kept")["candidate_id"] == "c"
+    migrated.create("new", "c", 6.0, reference=[1.0])
+    assert migrated.get("new")["reference"] == [1.0]

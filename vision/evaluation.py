@@ -8,6 +8,7 @@ the table; `tests/test_accuracy.py` asserts floors on the same numbers.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -225,3 +226,90 @@ def same_events(gated: list[dict], ungated: list[dict], tolerance_s: float = 1.0
     """The same event types opened, in the same order, each starting within tolerance_s."""
     return len(gated) == len(ungated) and all(
         g["type"] == u["type"] and abs(g["start"] - u["start"]) <= tolerance_s for g, u in zip(gated, ungated))
+
+
+# ---- identity ---------------------------------------------------------------------------------
+# Who is in which development photo (MANIFEST.md): the webcam clips and photos show one person (the
+# repository author recording himself); three photos show Barack Obama. Every other one-face photo
+# is a person of its own. Photos with several faces are left out (which face is whose is not labelled).
+IDENTITY_GROUPS = {
+    "webcam candidate": ["webcam_single_face_center.jpg", "webcam_gaze_eyes_left.jpg", "webcam_lowlight_synthetic.jpg"],
+    "obama": ["single_face_obama_portrait.jpg", "single_face_near_left_edge.jpg",
+              "single_face_speaking_slight_turn.jpg"],
+}
+IDENTITY_CLIPS = {"webcam candidate": ["webcam_gaze_center.mp4", "webcam_gaze_center_left_center.mp4"]}
+
+
+def evaluate_identity(fixtures: Path, identity_cfg, face_cfg: FaceGazeConfig | None = None,
+                      clip_stride: int = 24) -> dict[str, Any]:
+    """Every same-person and different-person pair of readable faces in the development fixtures
+    (photos labelled with one face; every `clip_stride`th clip frame), the distance between their
+    descriptors, and what the configured bands make of them: FRR (same person called `mismatch`),
+    FAR (different people called `match`), and the share `uncertain`. Faces that fail the quality
+    gates are counted, not paired."""
+    import itertools
+
+    import cv2
+
+    from vision.identity import FaceDescriber, FaceGates
+
+    labels = json.loads((fixtures / "labels.json").read_text())
+    analyzer = FaceGazeAnalyzer(face_cfg or FaceGazeConfig())
+    describer = FaceDescriber(FaceGates(identity_cfg.min_face_px, identity_cfg.min_face_brightness,
+                                        identity_cfg.max_face_brightness, identity_cfg.min_face_sharpness))
+    person_of = {name: person for person, names in IDENTITY_GROUPS.items() for name in names}
+    items = [(person_of.get(name, name), name, labels[name], cv2.imread(str(fixtures / "images" / name)))
+             for name in sorted(labels) if labels[name]["faces"] == [1, 1]]
+    for person, clips in IDENTITY_CLIPS.items():
+        for clip in clips:
+            items += [(person, f"{clip} frame {i}", {}, frame) for i, frame in read_video(fixtures / "videos" / clip,
+                                                                                         clip_stride)]
+    samples, unreadable, ms = [], [], []
+    for person, name, label, image in items:
+        face = analyzer.analyze(image)
+        if face.faces != 1:
+            unreadable.append((name, f"{face.faces} faces found"))
+            continue
+        sample = describer.sample(image, face.face_boxes[0])
+        ms.append(sample.latency_ms)
+        if sample.descriptor is None:
+            unreadable.append((name, sample.reason))
+        else:
+            samples.append((person, name, label, sample.descriptor))
+    analyzer.close()
+
+    def band(d: float) -> str:
+        if d <= identity_cfg.match_max_distance:
+            return "match"
+        return "mismatch" if d > identity_cfg.mismatch_min_distance else "uncertain"
+
+    pairs = [(a[0] == b[0], math.dist(a[3], b[3]), a, b) for a, b in itertools.combinations(samples, 2)]
+
+    def rows(selected: list) -> dict[str, Any]:
+        same = sorted(d for s, d, _, _ in selected if s)
+        diff = sorted(d for s, d, _, _ in selected if not s)
+        return {
+            "same_pairs": len(same), "different_pairs": len(diff),
+            "same_distance": [round(same[0], 3), round(statistics.median(same), 3), round(same[-1], 3)] if same else None,
+            "different_distance": [round(diff[0], 3), round(statistics.median(diff), 3), round(diff[-1], 3)] if diff
+            else None,
+            "frr": _share(sum(band(d) == "mismatch" for d in same), len(same)),
+            "far": _share(sum(band(d) == "match" for d in diff), len(diff)),
+            "same_uncertain": _share(sum(band(d) == "uncertain" for d in same), len(same)),
+            "different_uncertain": _share(sum(band(d) == "uncertain" for d in diff), len(diff)),
+        }
+
+    def involving(tag: str) -> list:
+        return [p for p in pairs if p[2][2].get(tag) or p[3][2].get(tag)]
+
+    return {
+        "all": rows(pairs), "low_light": rows(involving("low_light")), "glasses": rows(involving("glasses")),
+        "readable": len(samples), "unreadable": unreadable,
+        "people": len({s[0] for s in samples}),
+        "ms_per_descriptor_median": round(statistics.median(ms), 1) if ms else None,
+        "bands": {"match_max_distance": identity_cfg.match_max_distance,
+                  "mismatch_min_distance": identity_cfg.mismatch_min_distance},
+        "closest_different": [(a[1], b[1], round(d, 3)) for s, d, a, b in sorted(pairs, key=lambda p: p[1])
+                              if not s][:3],
+        "farthest_same": [(a[1], b[1], round(d, 3)) for s, d, a, b in sorted(pairs, key=lambda p: -p[1]) if s][:3],
+    }

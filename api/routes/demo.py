@@ -1,5 +1,5 @@
 """GET /demo: the browser demo, a static page the ingress serves (api/static/: demo.html, demo.js,
-demo.css; no build step). It is a reference client for the stream protocol; see demo.js.
+demo.css, audio-worklet.js; no build step). It is a reference client for the stream protocol; see demo.js.
 
 The page holds no secret (the user types an API key), so it is served without auth, like /docs.
 Its Content-Security-Policy lets it talk to this origin only: the page cannot fetch or send
@@ -17,10 +17,11 @@ FILES = {
     "demo.html": "text/html; charset=utf-8",
     "demo.js": "text/javascript; charset=utf-8",
     "demo.css": "text/css; charset=utf-8",
+    "audio-worklet.js": "text/javascript; charset=utf-8",  # the microphone's AudioWorklet (demo.js)
 }
 # 'self' covers ws:// and wss:// to this host. blob:/data: are the report copy the page builds
 # (demo.js, linkReport), which inherits this policy; the report has inline styles, hence
-# 'unsafe-inline' for styles only. Scripts: only demo.js, from this origin.
+# 'unsafe-inline' for styles only. Scripts: only demo.js and its AudioWorklet, from this origin.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' blob:; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")

@@ -38,6 +38,21 @@ async def report_html(session_id: UUID, request: Request) -> HTMLResponse:
     return HTMLResponse(render_report_html(await _report(request, session_id)))
 
 
+@router.get("/sessions/{session_id}/events/{event_id}/audio.wav", response_class=Response,
+            responses={200: {"content": {"audio/wav": {}}, "description": "the audio event's evidence clip"},
+                       **errors.responses(401, 404, 422, json_route=False)})
+async def audio_clip(session_id: UUID, event_id: str, request: Request) -> Response:
+    """An audio event's evidence: the clip of the speech that opened it (16 kHz mono WAV)."""
+    sid = str(session_id)
+    store = services_of(request).store
+    clip = await asyncio.to_thread(store.audio_clip, sid, event_id)
+    if clip is None:
+        if await asyncio.to_thread(store.get, sid) is None:
+            raise SessionNotFound(sid)
+        raise NotFound(f"no audio clip for event {event_id!r} in session {sid}")
+    return Response(content=clip, media_type="audio/wav")
+
+
 @router.get("/sessions/{session_id}/events/{event_id}/evidence.jpg", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}, "description": "the evidence frame"},
                        **errors.responses(401, 404, 422, json_route=False)})

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Request
 
 from api import errors
 from api.auth import require_integrator
-from api.schemas import (DeleteResponse, EndSessionRequest, EndSessionResponse, Health, SessionState,
+from api.schemas import (AudioSettings, DeleteResponse, EndSessionRequest, EndSessionResponse, Health, SessionState,
                          StartSessionRequest, StartSessionResponse)
 from api.services import services_of
+from errors import InvalidRequest
 from report.build import report_path
 
 router = APIRouter(tags=["sessions"])
@@ -19,6 +20,7 @@ integrator = [Depends(require_integrator)]
 _SESSION_ID = "$response.body#/session_id"
 SESSION_LINKS = {
     "AnalyzeFrame": {"operationId": "analyze_frame", "requestBody": {"session_id": _SESSION_ID}},
+    "AnalyzeAudio": {"operationId": "analyze_audio", "requestBody": {"session_id": _SESSION_ID}},
     "SessionState": {"operationId": "session_state", "parameters": {"session_id": _SESSION_ID}},
     "EndSession": {"operationId": "end_session", "requestBody": {"session_id": _SESSION_ID}},
     "Report": {"operationId": "report", "parameters": {"session_id": _SESSION_ID}},
@@ -32,13 +34,21 @@ async def health() -> Health:
 
 
 @router.post("/start-session", response_model=StartSessionResponse, dependencies=integrator,
-             responses={200: {"links": SESSION_LINKS}, **errors.responses(400, 401, 403, 422, 503)})
+             responses={200: {"links": SESSION_LINKS}, **errors.responses(400, 401, 403, 413, 422, 503)})
 async def start_session(body: StartSessionRequest, request: Request) -> StartSessionResponse:
     services = services_of(request)
-    session = await services.sessions.start(body.candidate_id)
+    reference = None
+    if body.reference_image is not None:
+        if services.frames.identity is None:
+            raise InvalidRequest("reference_image: identity is off on this service (risk.identity.enabled)")
+        reference = await services.frames.identity.reference(body.reference_image)
+    audio = services.config.audio
+    session = await services.sessions.start(body.candidate_id, body.mode or audio.default_mode, reference)
     token, expires = services.access.session_token(session.session_id, session.started_at)
     return StartSessionResponse(session_id=session.session_id, message="Session started",
-                                timestamp=session.started_at, session_token=token, token_expires_at=expires)
+                                timestamp=session.started_at, session_token=token, token_expires_at=expires,
+                                mode=session.mode, audio=AudioSettings(enabled=audio.enabled,
+                                                                       max_chunk_s=audio.max_chunk_s))
 
 
 @router.post("/end-session", response_model=EndSessionResponse, dependencies=integrator,

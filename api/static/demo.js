@@ -5,9 +5,13 @@
 //        -> {session_id, session_token, token_expires_at, ...}
 //   2. WebSocket sessions/<id>/stream?token=<session token>
 //        client -> server: one binary message per frame: 8 bytes of capture time (seconds, float64,
-//                          big-endian), then the JPEG bytes
+//                          big-endian), then the JPEG bytes;
+//                          and, when the session's `audio.enabled`, one per 0.5 s of microphone:
+//                          8 bytes of capture time (of the first sample), then a WAV of 16 kHz mono
+//                          16-bit PCM (an AudioWorklet records it: audio-worklet.js)
 //        server -> client: one JSON message per analysed frame (the /analyze-frame answer plus
-//                          `dropped`), or {error, status, dropped} for a frame it refused
+//                          `dropped`), or {error, status, dropped} for a frame it refused; one per
+//                          audio chunk with `kind: "audio"` (the /analyze-audio answer, or its error)
 //   3. POST end-session    {session_id}        Authorization: Bearer <API key>
 //        -> {verdict, final_risk_score, peak_risk_score, verdict_reasons, report_url, ...}
 //   4. GET  report_url (the reviewer's HTML report) and its evidence images, with the API key.
@@ -25,7 +29,8 @@ const JPEG_QUALITY = 0.8;
 
 let apiKey = "";
 let session = null; // {session_id, session_token, ...} while a session is open
-let camera = null; // the MediaStream
+let camera = null; // the MediaStream (video, and the microphone when there is one)
+let audioContext = null; // records the microphone at 16 kHz while the session streams audio
 let socket = null;
 let timer = null;
 let encoding = false; // a frame is being encoded: skip the next tick rather than pile up
@@ -35,7 +40,7 @@ let openEvents = new Map(); // event id -> the event as last reported (open now)
 let loggedOpen = new Map(); // the same, as the event log last showed them
 let seenEventIds = new Set(); // every event id seen this session (a recurrence reopens the same id)
 let firstFrameTime = null;
-let counters = { sent: 0, analysed: 0, dropped: 0, skipped: 0 };
+let counters = { sent: 0, analysed: 0, dropped: 0, skipped: 0, audio: 0 };
 
 // ---- HTTP calls with the API key ---------------------------------------------------------------
 class ApiError extends Error {}
@@ -102,7 +107,8 @@ function resetLive() {
   loggedOpen = new Map();
   seenEventIds = new Set();
   firstFrameTime = null;
-  counters = { sent: 0, analysed: 0, dropped: 0, skipped: 0 };
+  counters = { sent: 0, analysed: 0, dropped: 0, skipped: 0, audio: 0 };
+  $("audio").textContent = "-";
   $("events").replaceChildren();
   $("dropped").hidden = true;
   $("result").hidden = true;
@@ -127,7 +133,11 @@ async function start(event) {
     }
     setStatus("Asking for the camera...");
     try {
-      camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 } }, audio: false });
+      // The microphone too, with the browser's echo cancellation on: it removes what this page plays,
+      // not a call in another app (README, "Audio").
+      camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 } },
+        audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: true } })
+        .catch(() => navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 } }, audio: false }));
     } catch (err) {
       throw new ApiError(err.name === "NotAllowedError" ? "Camera permission was denied."
         : err.name === "NotFoundError" ? "No camera was found." : `The camera failed: ${err.name} ${err.message}`);
@@ -159,6 +169,7 @@ function openStream(fps) {
   socket.onopen = () => {
     setStatus(`Session ${session.session_id}: streaming at ${fps} frame(s)/s.`);
     timer = setInterval(sendFrame, 1000 / fps);
+    startAudio().catch((err) => { $("audio").textContent = `not sent: ${err.message || err}`; });
   };
   socket.onmessage = (message) => onResult(JSON.parse(message.data));
   socket.onclose = (close) => {
@@ -201,8 +212,61 @@ function sendFrame() {
   }, "image/jpeg", JPEG_QUALITY);
 }
 
+// ---- audio out -----------------------------------------------------------------------------------
+async function startAudio() {
+  const track = camera?.getAudioTracks()[0];
+  if (!session.audio?.enabled) {
+    $("audio").textContent = "off on this service";
+    return;
+  }
+  if (!track) {
+    $("audio").textContent = "no microphone";
+    return;
+  }
+  // A 16 kHz context: the browser resamples the microphone, so the chunks need no work here.
+  audioContext = new AudioContext({ sampleRate: 16000 });
+  await audioContext.audioWorklet.addModule(new URL("demo/audio-worklet.js", location.href));
+  const source = audioContext.createMediaStreamSource(new MediaStream([track]));
+  const capture = new AudioWorkletNode(audioContext, "pcm-capture", { numberOfOutputs: 0 });
+  capture.port.onmessage = (message) => sendAudio(message.data);
+  source.connect(capture);
+  await audioContext.resume();
+  $("audio").textContent = `sending (${session.mode} mode)`;
+}
+
+function sendAudio({ samples, time, rate }) {
+  if (!socket || socket.readyState !== WebSocket.OPEN || rate !== 16000) return;
+  // The chunk's capture time on the frames' clock: the context's clock mapped to the page's.
+  const stamp = audioContext.getOutputTimestamp();
+  const captureTime = (performance.timeOrigin + stamp.performanceTime + (time - stamp.contextTime) * 1000) / 1000;
+  const header = new ArrayBuffer(8);
+  new DataView(header).setFloat64(0, captureTime, false);
+  socket.send(new Blob([header, wav(samples, rate)])); // 8 bytes of time, then the WAV
+}
+
+// Float samples (-1..1) as a WAV of 16-bit PCM, mono: the 44-byte header, then the samples.
+function wav(samples, rate) {
+  const out = new DataView(new ArrayBuffer(44 + samples.length * 2));
+  const text = (at, s) => [...s].forEach((c, i) => out.setUint8(at + i, c.charCodeAt(0)));
+  text(0, "RIFF"); out.setUint32(4, 36 + samples.length * 2, true); text(8, "WAVE");
+  text(12, "fmt "); out.setUint32(16, 16, true); out.setUint16(20, 1, true); out.setUint16(22, 1, true);
+  out.setUint32(24, rate, true); out.setUint32(28, rate * 2, true); out.setUint16(32, 2, true);
+  out.setUint16(34, 16, true); text(36, "data"); out.setUint32(40, samples.length * 2, true);
+  samples.forEach((x, i) => out.setInt16(44 + i * 2, Math.max(-1, Math.min(1, x)) * 32767, true));
+  return out.buffer;
+}
+
+function stopAudio() {
+  audioContext?.close();
+  audioContext = null;
+}
+
 // ---- results in --------------------------------------------------------------------------------
 function onResult(result) {
+  if (result.kind === "audio") {
+    onAudioResult(result);
+    return;
+  }
   counters.dropped += result.dropped || 0;
   if (result.error) {
     // A refused frame (413/422 bad image, 429 over the rate, 503 busy): the next one may pass.
@@ -217,6 +281,23 @@ function onResult(result) {
   renderLive(result);
   logEvents(result);
   renderCounters();
+}
+
+// An audio chunk's answer: what was heard, the mouth it was read against, and the events (audio and
+// frame events alike: `events` is every open event).
+function onAudioResult(result) {
+  if (result.error) {
+    $("audio").textContent = explain(result.status, result.error);
+    return;
+  }
+  counters.audio += 1;
+  $("audio").textContent = `${result.speech ? `speech ${fmt(result.speech_seconds, 1)} s` : "silence"}, `
+    + `mouth ${result.mouth.replace("_", " ")} (${counters.audio} chunks)`;
+  $("audio").classList.toggle("flag", result.speech && (result.mouth === "still" || result.mouth === "no_face"));
+  if (firstFrameTime === null) return; // the log's times count from the first frame
+  openEvents = new Map(result.events.map((ev) => [ev.id, ev]));
+  renderOpenEvents();
+  logEvents({ ...result, frame_time: result.chunk_time });
 }
 
 function fmt(value, digits = 0) {
@@ -343,6 +424,7 @@ function drawBoxes(objects) {
 
 // ---- end ---------------------------------------------------------------------------------------
 function stopCamera() {
+  stopAudio();
   camera?.getTracks().forEach((track) => track.stop());
   camera = null;
   const video = $("video");
@@ -391,9 +473,9 @@ function showVerdict(s) {
   }
 }
 
-// The report (and its evidence images) need the API key, which a plain link cannot send. So the page
-// fetches the report with the key, inlines the evidence images, and links the result as a blob: URL
-// (a local copy that lives as long as this page).
+// The report (and its evidence images and clips) need the API key, which a plain link cannot send. So
+// the page fetches the report with the key, inlines the evidence images (and the audio clips as blob:
+// URLs), and links the result as a blob: URL (a local copy that lives as long as this page).
 async function linkReport(reportUrl) {
   const status = $("report-status");
   status.textContent = "Fetching the report...";
@@ -406,6 +488,10 @@ async function linkReport(reportUrl) {
       img.src = await asDataUrl(image);
       const anchor = img.closest("a");
       if (anchor) anchor.href = URL.createObjectURL(image); // browsers refuse to navigate to data: URLs
+    }
+    for (const player of doc.querySelectorAll("audio[src]")) { // audio events' clips
+      const clip = await (await request(player.getAttribute("src"))).blob();
+      player.src = URL.createObjectURL(clip);
     }
     const html = `<!doctype html>\n${doc.documentElement.outerHTML}`;
     const link = $("report-link");
