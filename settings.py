@@ -168,7 +168,8 @@ class SecondLookConfig(StrictModel):
     """A closer look for phones: crops of each person's head and upper body, run again."""
 
     enabled: bool = Field(False, description=(
-        "Off: measured in docs/ACCURACY.md, +1 phone of 5 and +1 false phone for ~100% more detector time."))
+        "Off: measured in docs/ACCURACY.md, no phone the served detector misses (YOLO11n on the crops: the one the "
+        "hand-at-ear rule finds), a false phone, ~3x the detector's time."))
     image_size: int = Field(640, ge=32, description="Crop input size (a crop is small, so this enlarges the phone).")
     max_persons: int = Field(2, ge=1, description="Largest persons looked at per frame.")
     threshold: float = Field(0.25, ge=0, le=1, description="Minimum phone confidence in a crop.")
