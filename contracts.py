@@ -93,10 +93,10 @@ class Detection:
     label: str
     confidence: float
     box: tuple[float, float, float, float]
-    source: str = "yolo"  # or second_look (a crop around a person)
+    source: str = "yolo"  # or extra_look, second_look (a crop around a person), phone_at_ear (vision/detector.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "confidence": self.confidence, "box": list(self.box)}
+        return {"label": self.label, "confidence": self.confidence, "box": list(self.box), "source": self.source}
 
 
 @dataclass(frozen=True)

@@ -252,12 +252,45 @@ class SecondLookConfig(StrictModel):
     """A closer look for phones: crops of each person's head and upper body, run again."""
 
     enabled: bool = Field(False, description=(
-        "Off: measured in docs/ACCURACY.md, +1 phone of 5 and +1 false phone for ~100% more detector time."))
+        "Off: measured in docs/ACCURACY.md, no phone the served detector misses (YOLO11n on the crops: the one the "
+        "hand-at-ear rule finds), a false phone, ~3x the detector's time."))
     image_size: int = Field(640, ge=32, description="Crop input size (a crop is small, so this enlarges the phone).")
     max_persons: int = Field(2, ge=1, description="Largest persons looked at per frame.")
     threshold: float = Field(0.25, ge=0, le=1, description="Minimum phone confidence in a crop.")
     book_overlap_iou: float = Field(0.3, ge=0, le=1, description=(
         "A crop phone overlapping a first-pass book by more than this is dropped (papers read as phones)."))
+    weights: str | None = Field(None, description=(
+        "Weights that look at the crops; null: the detector's own (`detector.weights`)."))
+
+
+class ExtraLookConfig(StrictModel):
+    """One more look at every frame the detector runs on: another model, input size or the mirror image,
+    for some classes. Its boxes are fused with the first pass's per class (`detector.fusion`)."""
+
+    weights: str | None = Field(None, description=(
+        "Any ultralytics-loadable weights path (project-relative); null: the detector's own (`detector.weights`)."))
+    image_size: int = Field(544, ge=32, description="Input size (long side) of this look.")
+    flip: bool = Field(False, description="Look at the mirror image (left-right); boxes are mirrored back.")
+    classes: list[str] = Field(default_factory=lambda: ["cell phone", "book"], description=(
+        "Labels this look reports (Proctor's labels, e.g. `cell phone`, `book`); persons and other classes "
+        "stay the first pass's."))
+    replaces_first_pass: bool = Field(False, description=(
+        "For its classes, this look's boxes replace the first pass's instead of joining them (per-class model "
+        "choice)."))
+
+
+class PhoneAtEarConfig(StrictModel):
+    """A phone at the ear (vision/phone_at_ear.py): a phone-like box under the phone threshold counts when
+    it lies on a hand raised to the head (MediaPipe Hands' bundled landmarks)."""
+
+    enabled: bool = Field(True, description=(
+        "Look for hands when a frame has a phone candidate: +1 phone of 5 on the development photos, no false "
+        "phone, MediaPipe only on frames with a candidate (docs/ACCURACY.md)."))
+    candidate_floor: float = Field(0.05, ge=0, le=1, description=(
+        "Phone-like boxes from this confidence up to the phone threshold are candidates; MediaPipe Hands runs "
+        "only on frames that have one."))
+    head_share: float = Field(0.4, gt=0, le=1, description=(
+        "A hand is raised to the head when it reaches into this top share of the person box it is inside."))
 
 
 class DetectorConfig(StrictModel):
@@ -291,10 +324,20 @@ class DetectorConfig(StrictModel):
     nms_iou: float = Field(0.7, ge=0, le=1, description="Non-maximum suppression overlap (ultralytics' predict default).")
     default_threshold: float = Field(0.40, ge=0, le=1, description="Minimum confidence for reported classes without their own.")
     class_thresholds: dict[str, float] = Field(
-        default_factory=lambda: {"cell phone": 0.15, "book": 0.20, "person": 0.40}, description=(
+        default_factory=lambda: {"cell phone": 0.15, "book": 0.10, "person": 0.40}, description=(
             "Minimum confidence per class, set from docs/ACCURACY.md (0 false positives on the fixtures); "
             "events still need 2 frames."))
     second_look: SecondLookConfig = Field(default_factory=SecondLookConfig, description="Phone crops, run again.")
+    extra_looks: list[ExtraLookConfig] = Field(default_factory=list, description=(
+        "More looks at each detection frame (another model, size or the mirror image) for some classes, fused "
+        "with the first pass per class. Each option is measured in docs/ACCURACY.md (`make eval`)."))
+    phone_at_ear: PhoneAtEarConfig = Field(default_factory=PhoneAtEarConfig, description=(
+        "Phones at the ear, from a hand raised to the head."))
+    fusion: Literal["max", "wbf"] = Field("max", description=(
+        "How boxes of one class from several looks combine (boxes overlapping by IoU > 0.5 are one object). "
+        "max: the object takes its highest confidence (a union of the looks); wbf: "
+        "weighted box fusion, every look reports down to 0.05 and the object's confidence is the sum of the "
+        "looks' confidences over the number of looks, then `class_thresholds` apply."))
 
     def threshold(self, label: str) -> float:
         return self.class_thresholds.get(label, self.default_threshold)

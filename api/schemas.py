@@ -62,6 +62,9 @@ class DetectedObject(BaseModel):
     label: str = Field(description="person, cell phone, book, laptop, tv, remote, keyboard or mouse")
     confidence: float
     box: list[float] = Field(description="[x0, y0, x1, y1] in pixels of the frame as sent")
+    source: str = Field("yolo", description=(
+        "What found it: yolo (the detector's pass), extra_look (another look fused in), second_look (a crop "
+        "around a person), phone_at_ear (a phone-like box under the threshold on a hand raised to the head)"))
 
 
 class EventOut(BaseModel):

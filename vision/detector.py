@@ -3,6 +3,10 @@
 Pure code (no Ray): `ObjectDetectorModel.detect_batch(images)` takes BGR arrays and returns, per
 image, a list of `contracts.Detection` (label, confidence, box [x0, y0, x1, y1]) for the classes
 that matter to proctoring, best first.
+
+Besides the one pass of `detector.weights`, a frame can get more looks (`detector.extra_looks`:
+another model, input size or the mirror image, for some classes), fused per class with the first
+pass (`fuse_class`), and a closer look at crops around persons (`detector.second_look`).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from contracts import Detection
-from settings import PROJECT_ROOT, DetectorConfig, SecondLookConfig
+from settings import PROJECT_ROOT, DetectorConfig, ExtraLookConfig, PhoneAtEarConfig, SecondLookConfig
 
 # COCO class names as YOLO reports them -> the label Proctor reports.
 REPORTED_CLASSES = {
@@ -33,6 +37,8 @@ REPORTED_CLASSES = {
 
 
 ONNX_CACHE = PROJECT_ROOT / "models" / "onnx"
+FUSION_IOU = 0.5  # boxes of one class from different looks overlapping by more than this are one object
+WBF_FLOOR = 0.05  # with weighted box fusion every look reports boxes down to this confidence
 
 
 def onnx_export_path(weights: Path) -> Path:
@@ -126,8 +132,51 @@ class ObjectDetectorModel:
         names = self.model.names
         self._class_ids = [i for i, n in names.items() if n in REPORTED_CLASSES]
         self._names = names
-        self._min_conf = min([self.cfg.default_threshold, *self.cfg.class_thresholds.values()])
         self._phone_id = next(i for i, n in names.items() if n == "cell phone")
+        # With weighted box fusion every look reports the fused classes down to the WBF floor (the
+        # threshold applies to the fused confidence); with the hand-at-ear rule, phones down to its
+        # candidate floor.
+        self._wbf_labels = {label for look in self.cfg.extra_looks for label in look.classes} \
+            if self.cfg.fusion == "wbf" else set()
+        self.phone_at_ear = None
+        if self.cfg.phone_at_ear.enabled:
+            from vision.phone_at_ear import PhoneAtEar
+
+            self.phone_at_ear = PhoneAtEar(self.cfg.phone_at_ear.head_share)
+        self._min_conf = min(self.floor(label) for label in {*REPORTED_CLASSES.values()})
+        # Other weights (extra looks, the crops' look) are detectors of their own, one per file.
+        self._networks: dict[Path, ObjectDetectorModel] = {path.resolve(): self}
+        self.looks = [(look, self._network(look.weights)) for look in self.cfg.extra_looks]
+        for look, _ in self.looks:
+            unknown = set(look.classes) - set(REPORTED_CLASSES.values())
+            if unknown:
+                raise ValueError(f"detector.extra_looks: {sorted(unknown)} are not reported labels "
+                                 f"({sorted(REPORTED_CLASSES.values())})")
+        if self.looks and self.cfg.backend == "ultralytics":
+            raise ValueError("detector.extra_looks need the onnxruntime or torch backend")
+        self.crop_network = self._network(self.cfg.second_look.weights) if self.cfg.second_look.enabled else self
+
+    def floor(self, label: str) -> float:
+        """The lowest confidence at which a look reports `label` (its threshold unless fusion or the
+        hand-at-ear rule decide later)."""
+        floor = self.cfg.threshold(label)
+        if label in self._wbf_labels:
+            floor = min(floor, WBF_FLOOR)
+        if label == "cell phone" and self.phone_at_ear is not None:
+            floor = min(floor, self.cfg.phone_at_ear.candidate_floor)
+        return floor
+
+    def _network(self, weights: str | None) -> ObjectDetectorModel:
+        """The detector that runs `weights` (None: this one), made once per file with this config's
+        backend, device and threads, and no looks of its own."""
+        if weights is None:
+            return self
+        path = DetectorConfig(weights=weights).weights_path().resolve()
+        if path not in self._networks:
+            own = self.cfg.model_copy(update={"weights": str(path), "extra_looks": [], "second_look": SecondLookConfig(),
+                                              "phone_at_ear": PhoneAtEarConfig(enabled=False)}, deep=True)
+            self._networks[path] = ObjectDetectorModel(own)
+        return self._networks[path]
 
     def _onnx_model(self, fp32: Path) -> Path:
         """The ONNX file to serve: fp32, or the static int8 export (vision/quantize.py) when
@@ -188,6 +237,9 @@ class ObjectDetectorModel:
         else:
             found = [self._postprocess(d[:, :4], d[:, 4], d[:, 5])
                      for d in self._infer(images, self.cfg.image_size, self._min_conf, self._class_ids)]
+        if self.looks:
+            found = self._fuse_looks(images, found)
+        found = self._report(images, found)
         if self.cfg.second_look.enabled:
             self._second_look(images, found)
         return found
@@ -269,20 +321,99 @@ class ObjectDetectorModel:
             results = self.model.predict(crops, imgsz=look.image_size, conf=look.threshold, device=self.cfg.device,
                                          classes=[self._phone_id], iou=self.cfg.nms_iou, verbose=False)
             return [torch.cat([r.boxes.xyxy, r.boxes.conf[:, None], r.boxes.cls[:, None]], 1) for r in results]
-        return self._infer(crops, look.image_size, look.threshold, [self._phone_id])
+        return self.crop_network._infer(crops, look.image_size, look.threshold, [self._phone_id])
+
+    def _look(self, images: list[np.ndarray], look: ExtraLookConfig, floors: dict[str, float]) -> list[list[Detection]]:
+        """One extra look's detections of its classes (`floors`: label -> lowest confidence), per image."""
+        class_ids = [i for i, n in self._names.items() if REPORTED_CLASSES.get(n) in floors]
+        seen = [np.ascontiguousarray(image[:, ::-1]) for image in images] if look.flip else images
+        out = []
+        for detections, image in zip(self._infer(seen, look.image_size, min(floors.values()), class_ids), images):
+            width = image.shape[1]
+            kept = []
+            for x0, y0, x1, y1, score, class_id in detections.numpy():
+                label = REPORTED_CLASSES[self._names[int(class_id)]]
+                if score < floors[label]:
+                    continue
+                if look.flip:
+                    x0, x1 = width - x1, width - x0
+                kept.append(Detection(label, round(float(score), 3), tuple(round(float(v), 1) for v in (x0, y0, x1, y1)),
+                                      source="extra_look"))
+            out.append(kept)
+        return out
+
+    def _fuse_looks(self, images: list[np.ndarray], found: list[list[Detection]]) -> list[list[Detection]]:
+        """The first pass's detections with every extra look's, fused per class (`fuse_class`)."""
+        per_look = [(look, network._look(images, look, {label: self.floor(label) for label in look.classes}))
+                    for look, network in self.looks]
+        fused = []
+        for index, first in enumerate(found):
+            labels = {label for look, _ in per_look for label in look.classes}
+            out = [d for d in first if d.label not in labels]
+            for label in sorted(labels):
+                looks = [] if any(look.replaces_first_pass and label in look.classes for look, _ in per_look) else \
+                    [[d for d in first if d.label == label]]
+                looks += [[d for d in results[index] if d.label == label]
+                          for look, results in per_look if label in look.classes]
+                out += fuse_class(looks, self.cfg.fusion)
+            fused.append(out)
+        return fused
+
+    def _report(self, images: list[np.ndarray], found: list[list[Detection]]) -> list[list[Detection]]:
+        """Per image, the detections at their class thresholds, plus the phones under the threshold
+        that lie on a hand raised to the head (`detector.phone_at_ear`), best first."""
+        out = []
+        for image, detections in zip(images, found):
+            kept = [d for d in detections if d.confidence >= self.cfg.threshold(d.label)]
+            if self.phone_at_ear is not None:
+                weak = [d for d in detections if d.label == "cell phone" and d.confidence < self.cfg.threshold(d.label)]
+                if weak:  # MediaPipe runs only here: most frames have no phone-like box at all
+                    kept += self.phone_at_ear.confirm(image, weak, [d for d in kept if d.label == "person"])
+            kept.sort(key=lambda d: -d.confidence)
+            out.append(kept)
+        return out
 
     def _postprocess(self, xyxy, conf, cls) -> list[Detection]:
+        """Reported classes down to their floors (`floor`); `_report` applies the thresholds."""
         if len(conf) == 0:
             return []
         xyxy, conf, cls = xyxy.cpu().numpy(), conf.cpu().numpy(), cls.cpu().numpy().astype(int)
         out = []
         for box, score, class_id in zip(xyxy, conf, cls):
             label = REPORTED_CLASSES.get(self._names[class_id])
-            if label is None or score < self.cfg.threshold(label):
+            if label is None or score < self.floor(label):
                 continue
             out.append(Detection(label, round(float(score), 3), tuple(round(float(v), 1) for v in box)))
         out.sort(key=lambda d: -d.confidence)
         return out
+
+
+def fuse_class(looks: list[list[Detection]], method: str) -> list[Detection]:
+    """One class's boxes from several looks (one list per look) as one list of objects. Boxes that
+    overlap by IoU > FUSION_IOU are one object (greedy, highest confidence first; a look adds at
+    most its best box to an object). max: the object is its most confident box (a union of the
+    looks). wbf (weighted box fusion, Solovyev et al. 2021): the box is the confidence-weighted mean
+    of its boxes and the confidence their sum over the number of looks, so an object only one look
+    saw counts half with two looks. Thresholds apply to the result."""
+    boxes = sorted(((d, i) for i, look in enumerate(looks) for d in look), key=lambda item: -item[0].confidence)
+    clusters: list[list[tuple[Detection, int]]] = []
+    for detection, look in boxes:
+        for cluster in clusters:
+            if all(member_look != look for _, member_look in cluster) and iou(cluster[0][0].box, detection.box) > FUSION_IOU:
+                cluster.append((detection, look))
+                break
+        else:
+            clusters.append([(detection, look)])
+    out = []
+    for cluster in clusters:
+        best = cluster[0][0]
+        if method == "max":
+            out.append(best)
+            continue
+        total = sum(d.confidence for d, _ in cluster)
+        box = tuple(round(sum(d.box[k] * d.confidence for d, _ in cluster) / total, 1) for k in range(4))
+        out.append(Detection(best.label, round(total / len(looks), 3), box, source=best.source))
+    return out
 
 
 def iou(a, b) -> float:

@@ -50,7 +50,8 @@ def render_evidence(image_bytes: bytes, face_boxes: Sequence[FaceBox], objects: 
         x0, y0, x1, y1 = (int(v) for v in det.box)
         color = PERSON_COLOR if det.label == "person" else OBJECT_COLOR
         cv2.rectangle(image, (x0, y0), (x1, y1), color, 2)
-        cv2.putText(image, f"{det.label} {det.confidence:.2f}", (x0, max(12, y0 - 4)),
+        why = " (hand at ear)" if det.source == "phone_at_ear" else ""  # under the threshold: say why it counts
+        cv2.putText(image, f"{det.label} {det.confidence:.2f}{why}", (x0, max(12, y0 - 4)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
     height, width = image.shape[:2]
     if width > max_width:
