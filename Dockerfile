@@ -15,6 +15,7 @@
 #   YOLO_WEIGHTS=https://...         download these weights instead (a mirror, your own weights)
 #   YOLO_WEIGHTS=none                bake none: mount a file at /app/models/yolov8n.pt at run time
 #   YOLO_WEIGHTS_SHA256=<hex>        optional: refuse the build unless the weights have this digest
+#   SECOND_OPINION_WEIGHTS=official  the official yolo11n.pt for detector.extra_looks (or none, or a URL)
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE}
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -68,6 +69,17 @@ RUN set -eu; mkdir -p models; \
       test -s models/yolov8n.pt || { echo "models/yolov8n.pt was not downloaded" >&2; exit 1; }; \
       if [ -n "${YOLO_WEIGHTS_SHA256}" ]; then echo "${YOLO_WEIGHTS_SHA256}  models/yolov8n.pt" | sha256sum -c -; fi; \
     fi
+# The second opinion on frames the first pass is unsure of (detector.extra_looks): YOLO11n.
+ARG SECOND_OPINION_WEIGHTS=official
+RUN set -eu; \
+    case "${SECOND_OPINION_WEIGHTS}" in \
+      none) echo "no second-opinion weights baked: mount /app/models/yolo11n.pt or set detector.extra_looks: []" ;; \
+      official) python scripts/fetch_weights.py models/yolo11n.pt ;; \
+      http://*|https://*) wget -q -O models/yolo11n.pt "${SECOND_OPINION_WEIGHTS}" ;; \
+      *) echo "SECOND_OPINION_WEIGHTS must be official, none or an http(s) URL" >&2; exit 1 ;; \
+    esac; \
+    if [ "${SECOND_OPINION_WEIGHTS}" != none ]; then \
+      test -s models/yolo11n.pt || { echo "models/yolo11n.pt was not downloaded" >&2; exit 1; }; fi
 
 # The application. An editable install: the code stays in /app, so the paths the code resolves
 # from its own location (data/, models/, config/) are /app's, and `graph:build_app` imports from

@@ -10,7 +10,7 @@ WITH_ENV := if [ -f $(OFFLINE_ENV) ]; then source $(OFFLINE_ENV); fi;
 
 .PHONY: install system-deps edx-client run test eval soak bench bench-latency clean
 
-install: $(VENV)/.installed models/yolov8n.pt
+install: $(VENV)/.installed models/yolov8n.pt models/yolo11n.pt
 
 # pip reaches the package registries by design: keep the offline network guard (a sitecustomize
 # on PYTHONPATH, for Ray, ultralytics and the tests) out of the install.
@@ -19,7 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	env -u PYTHONPATH $(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-models/yolov8n.pt: $(VENV)/.installed
+# The detector, and its second opinion on frames it is unsure of (detector.extra_looks)
+models/yolov8n.pt models/yolo11n.pt: $(VENV)/.installed
 	$(WITH_ENV) $(PY) scripts/fetch_weights.py $@ --export-onnx
 
 run: install

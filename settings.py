@@ -277,6 +277,12 @@ class ExtraLookConfig(StrictModel):
     replaces_first_pass: bool = Field(False, description=(
         "For its classes, this look's boxes replace the first pass's instead of joining them (per-class model "
         "choice)."))
+    when: Literal["always", "uncertain"] = Field("always", description=(
+        "always: on every detection frame. uncertain: only on frames where, for one of its classes, the first "
+        "pass's best box lies from `uncertain_floor` up to (not reaching) that class's threshold: a second opinion "
+        "where the first pass is unsure (interview frames almost never have such a box, so it costs ~nothing there)."))
+    uncertain_floor: float = Field(0.05, ge=0, le=1, description=(
+        "With when: uncertain, the lowest first-pass confidence that asks for this look."))
 
 
 class PhoneAtEarConfig(StrictModel):
@@ -328,8 +334,9 @@ class DetectorConfig(StrictModel):
             "Minimum confidence per class, set from docs/ACCURACY.md (0 false positives on the fixtures); "
             "events still need 2 frames."))
     second_look: SecondLookConfig = Field(default_factory=SecondLookConfig, description="Phone crops, run again.")
-    extra_looks: list[ExtraLookConfig] = Field(default_factory=list, description=(
-        "More looks at each detection frame (another model, size or the mirror image) for some classes, fused "
+    extra_looks: list[ExtraLookConfig] = Field(default_factory=lambda: [ExtraLookConfig(
+        weights="models/yolo11n.pt", image_size=768, classes=["cell phone", "book"], when="uncertain")], description=(
+        "More looks at detection frames (another model, size or the mirror image) for some classes, fused "
         "with the first pass per class. Each option is measured in docs/ACCURACY.md (`make eval`)."))
     phone_at_ear: PhoneAtEarConfig = Field(default_factory=PhoneAtEarConfig, description=(
         "Phones at the ear, from a hand raised to the head."))

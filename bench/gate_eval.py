@@ -2,7 +2,7 @@
 run time with a real phone moved into the webcam frames (vision.evaluation.composite_phone_clip),
 replayed through the face stage, the detector gate and the risk engine in one process, gated and
 ungated. Prints, per clip, the share of frames YOLO ran on, the events each way, and on how many
-frames the detector's hand-at-ear rule ran MediaPipe Hands (gated run).
+frames the detector's hand-at-ear rule ran MediaPipe Hands and its extra looks ran (gated run).
 
     python bench/gate_eval.py [--fps 4] [--json bench/results/gate_eval.json]
 """
@@ -49,23 +49,26 @@ def main() -> None:
     rows = []
     for name, frames in clips(fixtures, opts.fps).items():
         hands_before = detector.phone_at_ear.runs if detector.phone_at_ear else 0
+        looks_before = sum(detector.looks_run.values())
         gated = replay_gated(frames, opts.fps, analyzer, detector, cfg, gated=True)
         hands = (detector.phone_at_ear.runs - hands_before) if detector.phone_at_ear else None
+        looks = sum(detector.looks_run.values()) - looks_before
         ungated = replay_gated(frames, opts.fps, analyzer, detector, cfg, gated=False)
         rows.append({"clip": name, "frames": gated["frames"], "yolo_frames": gated["yolo_frames"],
                      "yolo_share": round(gated["yolo_frames"] / gated["frames"], 3),
                      "same_events": same_events(gated["events"], ungated["events"]),
-                     "hand_rule_frames": hands,
+                     "hand_rule_frames": hands, "extra_look_frames": looks if detector.looks else None,
                      "events_gated": gated["events"], "events_ungated": ungated["events"],
                      "decisions": {d: gated["decisions"].count(d) for d in sorted(set(gated["decisions"]))}})
     print(f"`python bench/gate_eval.py --fps {opts.fps:g}`\n")
     print("| clip | frames | YOLO ran | share | same events (start within 1 s) | events (gated) | why YOLO ran "
-          "| MediaPipe Hands ran (hand-at-ear rule) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| MediaPipe Hands ran (hand-at-ear rule) | extra looks ran (`detector.extra_looks`) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         events = ", ".join(f"{e['type']}@{e['start']:.2f}s" for e in r["events_gated"]) or "none"
         print(f"| {r['clip']} | {r['frames']} | {r['yolo_frames']} | {r['yolo_share']:.0%} | {r['same_events']} | "
-              f"{events} | {r['decisions']} | {'off' if r['hand_rule_frames'] is None else r['hand_rule_frames']} |")
+              f"{events} | {r['decisions']} | {'off' if r['hand_rule_frames'] is None else r['hand_rule_frames']} | "
+              f"{'none' if r['extra_look_frames'] is None else r['extra_look_frames']} |")
     if opts.json:
         opts.json.write_text(json.dumps(rows, indent=2))
 

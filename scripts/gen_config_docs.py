@@ -42,6 +42,8 @@ def _type(annotation: Any) -> str:
 def _value(value: Any) -> str:
     if isinstance(value, BaseModel):
         return "(section)"
+    if isinstance(value, list) and any(isinstance(v, BaseModel) for v in value):
+        value = [v.model_dump() if isinstance(v, BaseModel) else v for v in value]
     return "`" + json.dumps(value) + "`"
 
 

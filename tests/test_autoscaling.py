@@ -117,8 +117,9 @@ def test_a_wave_scales_replicas_and_nodes_up_then_down_and_loses_nothing(cluster
                          if status == 200 and result.phase_starts[1] <= t < wave_end)
     assert served_in_wave >= 45, served_in_wave
 
-    # Down: back to one replica each and the head alone once the wave has passed.
-    deadline = time.time() + 90
+    # Down: back to one replica each and the head alone once the wave has passed (about 60 s on a
+    # quiet machine, bench/scale.py; seen over 90 s once in a loaded full run).
+    deadline = time.time() + 150
     while time.time() < deadline:
         now = result.timeline[-1] if result.timeline and "replicas" in result.timeline[-1] else sample()
         if now["nodes"] == 1 and now["replicas"].get("ObjectDetector") == 1:

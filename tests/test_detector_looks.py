@@ -62,7 +62,7 @@ def test_a_second_model_finds_the_book_the_first_misses():
 
     yolo11n = MODELS / "yolo11n_coco_dequant.pt"
     base = DetectorConfig(weights=shared_weights_path(), class_thresholds={"book": 0.2, "cell phone": 0.15, "person": 0.4},
-                          phone_at_ear=PhoneAtEarConfig(enabled=False))
+                          phone_at_ear=PhoneAtEarConfig(enabled=False), extra_looks=[])
     image = decode_image(image_bytes("coco_three_men_reading.jpg"))
     alone = ObjectDetectorModel(base).detect_batch([image])[0]
     fused = ObjectDetectorModel(base.model_copy(update={"extra_looks": [ExtraLookConfig(weights=str(yolo11n))]})
@@ -78,10 +78,11 @@ def test_a_second_model_finds_the_book_the_first_misses():
 def test_a_phone_at_the_ear_counts_only_with_the_hand_rule():
     """The man in profile holds his phone to the ear: YOLOv8n scores it 0.07 (under 0.15), MediaPipe
     Hands finds his hand raised to his head, so the served detector reports it; without the rule it
-    does not. The three men (a phone-like thing in a lap, a hand on a cheek) stay phone-free."""
+    does not. The three men (a phone-like thing in a lap, a hand on a cheek) stay phone-free. (The
+    rule alone: the served second opinion also finds this phone, test below.)"""
     from vision.detector import ObjectDetectorModel
 
-    served = AppConfig(**load_args()).detector.model_copy(update={"weights": shared_weights_path()})
+    served = AppConfig(**load_args()).detector.model_copy(update={"weights": shared_weights_path(), "extra_looks": []})
     assert served.phone_at_ear.enabled
     with_rule = ObjectDetectorModel(served)
     without = ObjectDetectorModel(served.model_copy(update={"phone_at_ear": PhoneAtEarConfig(enabled=False)}))
@@ -109,4 +110,30 @@ def test_hands_do_not_run_on_frames_without_a_phone_candidate():
     frames = [f for _, f in read_video(FIXTURES / "videos" / "webcam_gaze_center.mp4", 48)]
     found = detector.detect_batch(frames)
     assert detector.phone_at_ear.runs == 0
+    assert detector.looks and sum(detector.looks_run.values()) == 0  # nor the second opinion
     assert not any(d.label != "person" for objects in found for d in objects)
+
+
+@needs_fixtures
+@needs_models
+def test_the_second_opinion_runs_only_where_the_first_pass_is_unsure():
+    """The phone in the crowd: YOLOv8n at 544 scores it 0.06, under the threshold and on no raised
+    hand; the served detector asks YOLO11n at 768 (when: uncertain), which finds it. Without the
+    look the phone is missed. A photo with a clear phone (0.15 or more) does not ask."""
+    from vision.detector import ObjectDetectorModel
+
+    served = AppConfig(**load_args()).detector.model_copy(update={"weights": shared_weights_path()})
+    (look,) = served.extra_looks
+    assert look.when == "uncertain" and look.image_size == 768
+    served.extra_looks = [look.model_copy(update={"weights": str(MODELS / "yolo11n_coco_dequant.pt")})]
+    detector = ObjectDetectorModel(served)
+    without = ObjectDetectorModel(served.model_copy(update={"extra_looks": []}))
+    name = "coco_phone_call_crowd.jpg"
+    image = decode_image(image_bytes(name))
+    assert not any(d.label == "cell phone" and on_phone(d.box, PHONE_BOXES[name]) for d in without.detect_batch([image])[0])
+    phones = [d for d in detector.detect_batch([image])[0] if d.label == "cell phone"]
+    assert any(on_phone(d.box, PHONE_BOXES[name]) and d.source == "extra_look" for d in phones), phones
+    assert sum(detector.looks_run.values()) == 1
+    clear = decode_image(image_bytes("coco_phone_held_looking_down.jpg"))  # YOLOv8n: a phone well over 0.15
+    detector.detect_batch([clear, image])
+    assert sum(detector.looks_run.values()) == 2  # a batch: only the unsure frame got the look

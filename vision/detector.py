@@ -88,8 +88,8 @@ class ObjectDetectorModel:
         path = self.cfg.weights_path()
         if not path.is_file():
             raise FileNotFoundError(
-                f"YOLO weights not found at {path}: run `make install` (fetches models/yolov8n.pt) "
-                "or set detector.weights in config/serve.yaml"
+                f"YOLO weights not found at {path}: run `make install` (fetches models/yolov8n.pt and "
+                "models/yolo11n.pt) or set detector.weights / detector.extra_looks in config/serve.yaml"
             )
         # Ray and ultralytics leave torch on 1 thread; inference is ~2x faster on 2.
         torch.set_num_threads(self.cfg.threads)
@@ -147,6 +147,7 @@ class ObjectDetectorModel:
         # Other weights (extra looks, the crops' look) are detectors of their own, one per file.
         self._networks: dict[Path, ObjectDetectorModel] = {path.resolve(): self}
         self.looks = [(look, self._network(look.weights)) for look in self.cfg.extra_looks]
+        self.looks_run: dict[int, int] = {}  # id(look) -> frames it ran on (bench/gate_eval.py reports them)
         for look, _ in self.looks:
             unknown = set(look.classes) - set(REPORTED_CLASSES.values())
             if unknown:
@@ -164,6 +165,9 @@ class ObjectDetectorModel:
             floor = min(floor, WBF_FLOOR)
         if label == "cell phone" and self.phone_at_ear is not None:
             floor = min(floor, self.cfg.phone_at_ear.candidate_floor)
+        for look in self.cfg.extra_looks:  # the first pass must see what asks for an uncertain look
+            if look.when == "uncertain" and label in look.classes:
+                floor = min(floor, look.uncertain_floor)
         return floor
 
     def _network(self, weights: str | None) -> ObjectDetectorModel:
@@ -173,8 +177,10 @@ class ObjectDetectorModel:
             return self
         path = DetectorConfig(weights=weights).weights_path().resolve()
         if path not in self._networks:
+            # No split single-thread sessions: another look runs on few frames, and each session costs memory.
             own = self.cfg.model_copy(update={"weights": str(path), "extra_looks": [], "second_look": SecondLookConfig(),
-                                              "phone_at_ear": PhoneAtEarConfig(enabled=False)}, deep=True)
+                                              "phone_at_ear": PhoneAtEarConfig(enabled=False),
+                                              "split_batches": False}, deep=True)
             self._networks[path] = ObjectDetectorModel(own)
         return self._networks[path]
 
@@ -342,19 +348,40 @@ class ObjectDetectorModel:
             out.append(kept)
         return out
 
+    def _asks_for(self, look: ExtraLookConfig, first: list[Detection]) -> bool:
+        """Whether a frame with these first-pass detections gets `look`: always, or (when: uncertain)
+        when for one of its classes the first pass's best box lies between the look's floor and the
+        class's threshold (a candidate, and nothing sure of that class)."""
+        if look.when == "always":
+            return True
+        for label in look.classes:
+            best = max((d.confidence for d in first if d.label == label), default=0.0)
+            if look.uncertain_floor <= best < self.cfg.threshold(label):
+                return True
+        return False
+
     def _fuse_looks(self, images: list[np.ndarray], found: list[list[Detection]]) -> list[list[Detection]]:
-        """The first pass's detections with every extra look's, fused per class (`fuse_class`)."""
-        per_look = [(look, network._look(images, look, {label: self.floor(label) for label in look.classes}))
-                    for look, network in self.looks]
+        """The first pass's detections with every extra look's, fused per class (`fuse_class`). A look
+        runs on the frames that ask for it (`_asks_for`); the others keep their first pass."""
+        per_look = []
+        for look, network in self.looks:
+            asked = [i for i, first in enumerate(found) if self._asks_for(look, first)]
+            self.looks_run[id(look)] = self.looks_run.get(id(look), 0) + len(asked)
+            seen = network._look([images[i] for i in asked], look, {label: self.floor(label) for label in look.classes}) \
+                if asked else []
+            results: list[list[Detection] | None] = [None] * len(images)
+            for i, detections in zip(asked, seen):
+                results[i] = detections
+            per_look.append((look, results))
         fused = []
         for index, first in enumerate(found):
             labels = {label for look, _ in per_look for label in look.classes}
             out = [d for d in first if d.label not in labels]
             for label in sorted(labels):
-                looks = [] if any(look.replaces_first_pass and label in look.classes for look, _ in per_look) else \
-                    [[d for d in first if d.label == label]]
-                looks += [[d for d in results[index] if d.label == label]
-                          for look, results in per_look if label in look.classes]
+                ran = [(look, results[index]) for look, results in per_look
+                       if label in look.classes and results[index] is not None]
+                looks = [] if any(look.replaces_first_pass for look, _ in ran) else [[d for d in first if d.label == label]]
+                looks += [[d for d in seen if d.label == label] for _, seen in ran]
                 out += fuse_class(looks, self.cfg.fusion)
             fused.append(out)
         return fused

@@ -79,8 +79,10 @@ def options() -> list[Option]:
                _plain(plain, phone_at_ear={"enabled": True})),
         Option("served + TTA scale 384", "the served configuration + YOLOv8n at 384 (phones, books; max)",
                _served(extra_looks=_looks({"image_size": 384}))),
-        Option("served + 11n at 768", "the served configuration + YOLO11n at 768 (phones, books; max)",
+        Option("served, second opinion always", "the served configuration, its YOLO11n at 768 on every detection frame",
                _served(extra_looks=_looks({"weights": "11n", "image_size": 768}))),
+        Option("served, no second opinion", "the served configuration without YOLO11n where the first pass is unsure",
+               _served(extra_looks=lambda _: [])),
     ]
 
 
@@ -127,11 +129,14 @@ def evaluate_options(fixtures: Path, served: DetectorConfig, models: Path, webca
         return detectors[option.name].detect_batch([image])[0]
 
     hands_runs = {}  # option -> photos on which MediaPipe Hands ran (first round)
+    look_runs = {}  # option -> photos on which an extra look ran (first round)
+    webcam_looks = {}  # option -> webcam-frame runs on which an extra look ran
     for round_ in range(rounds):
         for name, image in images.items():
             for option in chosen:
                 ear = detectors[option.name].phone_at_ear
                 runs = ear.runs if ear is not None else 0
+                looked = sum(detectors[option.name].looks_run.values())
                 started = time.perf_counter()
                 found = run(option, image)
                 option.photo_ms.setdefault(name, []).append((time.perf_counter() - started) * 1000)
@@ -139,11 +144,16 @@ def evaluate_options(fixtures: Path, served: DetectorConfig, models: Path, webca
                     option.results[name] = found
                     if ear is not None and ear.runs > runs:
                         hands_runs.setdefault(option.name, []).append(name)
+                    if sum(detectors[option.name].looks_run.values()) > looked:
+                        look_runs.setdefault(option.name, []).append(name)
             if webcam is not None:
                 for option in chosen:
+                    looked = sum(detectors[option.name].looks_run.values())
                     started = time.perf_counter()
                     run(option, webcam)
                     option.webcam_ms.append((time.perf_counter() - started) * 1000)
+                    if sum(detectors[option.name].looks_run.values()) > looked:
+                        webcam_looks[option.name] = webcam_looks.get(option.name, 0) + 1
     reference_persons = {name: [d.box for d in reference.detect_batch([image])[0] if d.label == "person"]
                          for name, image in images.items()}
     scored = []
@@ -152,6 +162,9 @@ def evaluate_options(fixtures: Path, served: DetectorConfig, models: Path, webca
         ear = detectors[option.name].phone_at_ear
         row["hands_photos"] = sorted(hands_runs.get(option.name, [])) if ear is not None else None
         row["hands_ms"] = round(ear.run_ms / ear.runs, 1) if ear is not None and ear.runs else None
+        row["look_photos"] = sorted(look_runs.get(option.name, [])) if detectors[option.name].looks else None
+        row["look_webcam_runs"] = webcam_looks.get(option.name, 0)
+        row["webcam_runs"] = len(option.webcam_ms)
         scored.append(row)
     return {"options": scored, "photos": len(images)}
 
