@@ -316,6 +316,11 @@ def test_schemathesis_cli_all_checks_find_nothing(client, url, fake_app, tmp_pat
                "--report", "junit", "--report-dir", str(tmp_path)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=420)
+        if "AST constructor recursion depth mismatch" in done.stdout:
+            # CPython 3.11's ast.parse is not thread-safe (gh-106905): hypothesis describing a lambda
+            # in one of schemathesis' worker threads can crash the tool itself (seen once in a full
+            # run). That is not a finding about the API: run it again once.
+            done = subprocess.run(command, capture_output=True, text=True, timeout=420)
     finally:
         _end_open_sessions(client, fake_app["args"]["ingress"]["store_path"])
     summary = done.stdout[-8000:]

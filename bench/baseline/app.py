@@ -59,6 +59,10 @@ def create_app(weights: str | None = None, detector_backend: str = "ultralytics"
     if weights:
         args["detector"]["weights"] = weights
     args["detector"]["backend"] = detector_backend
+    if detector_backend == "ultralytics":
+        # The seed's one YOLO pass: the second opinion (extra looks) needs Proctor's ONNX/torch path.
+        # On the benchmark's webcam clips it never runs anyway (bench/gate_eval.py).
+        args["detector"]["extra_looks"] = []
     cfg = AppConfig(**args)
     face = FaceGazeAnalyzer(cfg.face_gaze)
     detector = ObjectDetectorModel(cfg.detector)
