@@ -140,7 +140,8 @@ async def phase(url: str, sessions: int, seconds: float, frames: list[str], chun
 
         async def frames_of(i: int, session: dict) -> None:
             rng = random.Random(i)
-            await asyncio.sleep(rng.uniform(0, 1))
+            lag = rng.uniform(0, 1)  # each session keeps its own phase in the second, as cameras do
+            await asyncio.sleep(lag)
             tick, first = 0, rng.randrange(len(frames))
             headers = {"Authorization": f"Bearer {session['session_token']}"}
             while (now := time.monotonic() - t0) < seconds:
@@ -152,7 +153,7 @@ async def phase(url: str, sessions: int, seconds: float, frames: list[str], chun
                 if r.status_code == 200:
                     frame_ms.append(1000 * (time.monotonic() - sent))
                 tick += 1
-                await asyncio.sleep(max(0.0, t0 + tick + rng.uniform(0, 0.05) - time.monotonic()))
+                await asyncio.sleep(max(0.0, t0 + lag + tick + rng.uniform(0, 0.05) - time.monotonic()))
 
         async def audio_of(i: int, session: dict) -> None:
             headers = {"Authorization": f"Bearer {session['session_token']}"}
