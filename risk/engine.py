@@ -127,7 +127,8 @@ class RiskEngine:
         self.last_t = t
         self.frames += 1
         self.peak_score = max(self.peak_score, self.score)
-        wanted = self.identity.request(t, obs.faces, obs.yaw, obs.pitch, obs.usable, [e.type for e in closed])
+        wanted = self.identity.request(t, obs.faces, obs.yaw, obs.pitch, obs.usable, [e.type for e in closed],
+                                       obs.face_box)
         update = self._update(t, obs, quality_issues, gaze=rel.gaze, opened=opened, closed=closed,
                               identity_request=wanted)
         return FrameOutcome(update, opened_ids=tuple(e.id for e in opened), closed_ids=tuple(e.id for e in closed),

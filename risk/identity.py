@@ -10,7 +10,11 @@ enrolment, the same distances, the same events.
   pass the quality gates, at most `enrol_max_descriptors`. Fewer than `enrol_min_descriptors`, or
   faces too far apart to be one person: `unenrolled`, with the reason, and never flagged for it.
 - Checks: every `check_every_s`, and right after FACE_MISSING or MULTIPLE_FACES closes (a swap can
-  only happen while the face is gone or hidden). Distance to the nearest enrolment descriptor:
+  only happen while the face is gone or hidden). While the face has stayed in view since the last
+  `match` (one face on every usable frame, no frame without it, doubled or unreadable, no jump of
+  its box), the periodic check slows to `steady_check_every_s`: a descriptor costs ~100 ms of CPU
+  and a face that never left cannot have been swapped. A jump asks for a check at once; any other
+  break brings back `check_every_s`. Distance to the nearest enrolment descriptor:
   `match` / `uncertain` / `mismatch` by the configured bands; a face that fails the gates is "can't
   tell" and counts for nothing.
 - IDENTITY_MISMATCH: held after `mismatch_checks` mismatching checks in a row; a match ends it.
@@ -57,6 +61,9 @@ class IdentityTracker:
     asked_at: float | None = None  # a descriptor asked for and not delivered yet
     next_check_at: float | None = None
     reference_check: IdentityCheck | None = None
+    steady: bool = False  # the face has stayed in view since the last match (the slow cadence applies)
+    unbroken_since: float | None = None  # the first frame of the face's current unbroken stay in view
+    last_box: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if not self.cfg.enabled:
@@ -91,6 +98,12 @@ class IdentityTracker:
                 self.mismatching_checks += 1
             elif check.band == "match":
                 self.mismatches_in_row = 0
+            # A match on a face that has stayed in view since (no break after the checked frame):
+            # the slow cadence, from the checked frame.
+            self.steady = (check.band == "match" and self.unbroken_since is not None
+                           and self.unbroken_since <= check.t)
+            if self.steady:
+                self.next_check_at = check.t + self.cfg.steady_check_every_s
 
     def _conclude_enrolment(self, t: float) -> None:
         spread = max((descriptor_distance(a, b) for a, b in itertools.combinations(self.enrolment, 2)), default=0.0)
@@ -116,12 +129,38 @@ class IdentityTracker:
             return min(1.0, self.last_check.distance)
         return None
 
+    def _continuity(self, t: float, faces: int, usable: bool, box: tuple[float, float, float, float] | None) -> None:
+        """Follow the face between frames: a break ends the steady cadence; a jump makes a check due now."""
+        previous, self.last_box = self.last_box, (box if usable and faces == 1 else None)
+        if not (usable and faces == 1 and box is not None):
+            self._break(t, jumped=False)
+            self.unbroken_since = None
+            return
+        if previous is not None:
+            jump = self.cfg.max_face_jump
+            (x0, y0, w0, h0), (x1, y1, w1, h1) = previous, box
+            moved = ((x1 + w1 / 2 - x0 - w0 / 2) ** 2 + (y1 + h1 / 2 - y0 - h0 / 2) ** 2) ** 0.5
+            if moved > jump * max(w0, 1.0) or abs(w1 - w0) > jump * max(w0, 1.0):
+                self._break(t, jumped=True)
+                self.unbroken_since = t  # a new stay starts with this face
+                return
+        if self.unbroken_since is None:
+            self.unbroken_since = t
+
+    def _break(self, t: float, jumped: bool) -> None:
+        if self.steady and self.next_check_at is not None:
+            self.next_check_at = min(self.next_check_at, t + self.cfg.check_every_s)  # the fast cadence again
+        self.steady = False
+        if jumped and self.status == "enrolled":
+            self.next_check_at = t  # someone else may be in the chair: check now
+
     def request(self, t: float, faces: int, yaw: float | None, pitch: float | None, usable: bool,
-                closed: Sequence[str]) -> str | None:
+                closed: Sequence[str], face_box: Sequence[float] | None = None) -> str | None:
         """After scoring the frame at t: ENROL or VERIFY if a descriptor of this frame's face is
         wanted (the engine's answer carries it to the ingress), else None."""
         if self.status in ("off", "unenrolled"):
             return None
+        self._continuity(t, faces, usable, tuple(face_box) if face_box is not None else None)
         if self.status == "enrolling" and t - self.window_start > self.cfg.enrol_window_s:
             self._conclude_enrolment(t)
         if self.asked_at is not None and t - self.asked_at < self.cfg.request_timeout_s:

@@ -25,6 +25,7 @@ class Observation:
     talking: bool = False  # set by the session from recent frames
     usable: bool = True  # False: too dark/covered/frozen to judge; says nothing about presence
     digest: str | None = None  # pixel digest, for frozen and duplicate frames
+    face_box: tuple[float, float, float, float] | None = None  # the largest face: x, y, w, h in pixels
     # Face descriptors delivered with this frame (risk.identity): {t, kind, descriptor | None, reason}
     identity: list[dict[str, Any]] = field(default_factory=list)
 
@@ -40,6 +41,7 @@ class Observation:
                 persons.append(det.confidence)
             best[det.label] = max(best.get(det.label, 0.0), det.confidence)
         face_confs = sorted((b.confidence for b in face.face_boxes), reverse=True)
+        main = max(face.face_boxes, key=lambda b: b.w * b.h, default=None)
         pose, expression = face.head_pose, face.expression
         return cls(
             t=float(t),
@@ -55,6 +57,7 @@ class Observation:
             mouth_openness=expression.mouth_openness if expression else None,
             usable=frame_usable(face.faces, face.quality.issues),
             digest=face.quality.digest,
+            face_box=(round(main.x, 1), round(main.y, 1), round(main.w, 1), round(main.h, 1)) if main else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,6 +69,8 @@ class Observation:
         values = {k: v for k, v in data.items() if k in known}
         if values.get("gaze_ratio") is not None:
             values["gaze_ratio"] = GazeRatio(**values["gaze_ratio"])
+        if values.get("face_box") is not None:
+            values["face_box"] = tuple(values["face_box"])
         return cls(**values)
 
 

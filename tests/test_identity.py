@@ -164,6 +164,40 @@ def test_the_face_returning_is_checked_at_once(faces):
     assert engine.identity.checks == checks + 1
 
 
+def test_a_face_that_never_leaves_is_checked_slowly_and_a_jump_at_once(faces):
+    """Continuity: while one face stays in view without a break since a match, checks come every
+    `steady_check_every_s` (60 s), not every 10 s; the face jumping to another place (someone else
+    in the chair between two frames) asks for a check on that frame, and the fast cadence then
+    opens IDENTITY_MISMATCH as before."""
+    cfg = RiskConfig()
+    engine = RiskEngine(cfg, started_at=0.0)
+    me, other = faces["candidate"], faces["other"]
+    here, there = (260.0, 120.0, 120.0, 150.0), (40.0, 150.0, 90.0, 110.0)
+
+    def run(start: float, seconds: int, face: list, box) -> list:
+        updates, pending = [], []
+        for i in range(seconds):
+            t = start + i
+            obs = Observation(t=t, faces=1, gaze="center", yaw=0.0, pitch=0.0, identity=pending,
+                              face_box=tuple(v + (i % 3) for v in box[:2]) + box[2:])  # a still face's wobble
+            update = engine.observe(obs).update
+            pending = [{"t": t, "kind": update.identity_request, "descriptor": list(face[i % len(face)]),
+                        "reason": None}] if update.identity_request else []
+            updates.append(update)
+        return updates
+
+    run(0.0, 16, me, here)
+    assert engine.identity.status == "enrolled"
+    steady = run(16.0, 184, me, here)  # three minutes in place
+    verifies = [16.0 + i for i, u in enumerate(steady) if u.identity_request == "verify"]
+    assert 2 <= len(verifies) <= 5, verifies  # at 10 s it would be ~18
+    assert all(b - a >= 55 for a, b in zip(verifies[1:], verifies[2:])), verifies
+    assert engine.identity.last_check.band == "match"
+    swapped = run(200.0, 40, other, there)
+    assert swapped[0].identity_request == "verify"  # the jump: checked on the first frame
+    assert any("IDENTITY_MISMATCH" in u.opened for u in swapped[:35]), [u.opened for u in swapped]
+
+
 def test_identity_off_computes_nothing(faces):
     cfg = RiskConfig(identity=IdentityConfig(enabled=False))
     engine = RiskEngine(cfg, started_at=0.0)
