@@ -458,7 +458,7 @@ class IdentityConfig(StrictModel):
     steady_check_every_s: float = Field(60.0, gt=0, description=(
         "The slower cadence while the face has stayed in view since the last `match`: one face on every usable "
         "frame, never gone, doubled or unreadable, never jumping (`max_face_jump`). Any break brings back "
-        "`check_every_s`; a jump asks for a check at once. Set it equal to `check_every_s` to check at one pace."))
+        "`check_every_s`; a jump asks for a check at once (at most one per `check_every_s`). Set it equal to `check_every_s` to check at one pace."))
     max_face_jump: float = Field(0.6, gt=0, description=(
         "Between two frames the face's centre moving more than this many face widths, or its width changing "
         "by more than this share, is a break in continuity (someone else may be in the chair)."))

@@ -13,8 +13,8 @@ enrolment, the same distances, the same events.
   only happen while the face is gone or hidden). While the face has stayed in view since the last
   `match` (one face on every usable frame, no frame without it, doubled or unreadable, no jump of
   its box), the periodic check slows to `steady_check_every_s`: a descriptor costs ~100 ms of CPU
-  and a face that never left cannot have been swapped. A jump asks for a check at once; any other
-  break brings back `check_every_s`. Distance to the nearest enrolment descriptor:
+  and a face that never left cannot have been swapped. A jump asks for a check at once (at most
+  one per `check_every_s`); any other break brings back `check_every_s`. Distance to the nearest enrolment descriptor:
   `match` / `uncertain` / `mismatch` by the configured bands; a face that fails the gates is "can't
   tell" and counts for nothing.
 - IDENTITY_MISMATCH: held after `mismatch_checks` mismatching checks in a row; a match ends it.
@@ -63,6 +63,7 @@ class IdentityTracker:
     reference_check: IdentityCheck | None = None
     steady: bool = False  # the face has stayed in view since the last match (the slow cadence applies)
     unbroken_since: float | None = None  # the first frame of the face's current unbroken stay in view
+    last_verify_at: float | None = None  # the frame the last check was asked on
     last_box: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
@@ -152,7 +153,10 @@ class IdentityTracker:
             self.next_check_at = min(self.next_check_at, t + self.cfg.check_every_s)  # the fast cadence again
         self.steady = False
         if jumped and self.status == "enrolled":
-            self.next_check_at = t  # someone else may be in the chair: check now
+            # Someone else may be in the chair: check now, but never more often than check_every_s (a
+            # face that jumps on every frame must not make every frame a ~100 ms descriptor).
+            last = self.last_verify_at if self.last_verify_at is not None else float("-inf")
+            self.next_check_at = max(t, last + self.cfg.check_every_s)
 
     def request(self, t: float, faces: int, yaw: float | None, pitch: float | None, usable: bool,
                 closed: Sequence[str], face_box: Sequence[float] | None = None) -> str | None:
@@ -178,7 +182,7 @@ class IdentityTracker:
             return ENROL
         returned = any(kind in ("FACE_MISSING", "MULTIPLE_FACES") for kind in closed)
         if self.status == "enrolled" and (returned or t >= self.next_check_at):
-            self.asked_at = t
+            self.asked_at = self.last_verify_at = t
             self.next_check_at = t + self.cfg.check_every_s
             return VERIFY
         return None

@@ -194,8 +194,28 @@ def test_a_face_that_never_leaves_is_checked_slowly_and_a_jump_at_once(faces):
     assert all(b - a >= 55 for a, b in zip(verifies[1:], verifies[2:])), verifies
     assert engine.identity.last_check.band == "match"
     swapped = run(200.0, 40, other, there)
-    assert swapped[0].identity_request == "verify"  # the jump: checked on the first frame
+    first = next(i for i, u in enumerate(swapped) if u.identity_request == "verify")
+    assert 200.0 + first <= max(200.0, verifies[-1] + cfg.identity.check_every_s)  # at once, or 10 s after the last
     assert any("IDENTITY_MISMATCH" in u.opened for u in swapped[:35]), [u.opened for u in swapped]
+
+
+def test_a_face_jumping_on_every_frame_is_checked_no_faster_than_check_every_s(faces):
+    """Unrelated faces on every frame (or a restless candidate) break continuity on each frame:
+    checks stay at `check_every_s`, never one per frame."""
+    cfg = RiskConfig()
+    engine = RiskEngine(cfg, started_at=0.0)
+    me = faces["candidate"]
+    pending, asked = [], []
+    for i in range(60):
+        t = float(i)
+        box = (40.0, 150.0, 90.0, 110.0) if i % 2 and i > 16 else (260.0, 120.0, 120.0, 150.0)
+        update = engine.observe(Observation(t=t, faces=1, gaze="center", yaw=0.0, pitch=0.0, identity=pending,
+                                            face_box=box)).update
+        pending = [{"t": t, "kind": update.identity_request, "descriptor": list(me[i % len(me)]),
+                    "reason": None}] if update.identity_request else []
+        if update.identity_request == "verify":
+            asked.append(t)
+    assert asked and all(b - a >= cfg.identity.check_every_s for a, b in zip(asked, asked[1:])), asked
 
 
 def test_identity_off_computes_nothing(faces):
