@@ -86,6 +86,19 @@ class AutoscalingCluster:
     auth_header: dict[str, str] = field(init=False)
 
     def start(self) -> "AutoscalingCluster":
+        """Start the head (and its autoscaler). On a loaded machine (a test suite's own cluster beside
+        it) Ray's node start-up can time out ("The current node timed out during startup", seen once in
+        CI): one more try, from a clean slate with fresh ports."""
+        for attempt in range(2):
+            try:
+                return self._start_once()
+            except RuntimeError:
+                self.stop()
+                if attempt:
+                    raise
+        return self
+
+    def _start_once(self) -> "AutoscalingCluster":
         # Short: Ray's socket paths must stay under the kernel's 107-character limit.
         self.tmp = Path(tempfile.mkdtemp(prefix="pa-"))
         token = secrets.token_hex(32)
