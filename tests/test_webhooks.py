@@ -61,7 +61,19 @@ def test_the_guard_allows_public_addresses_and_loopback_only_when_told():
     assert refusal(ipaddress.ip_address("10.0.0.1"), allow_loopback=True) is not None  # loopback only
 
 
-def test_the_guard_checks_the_url_and_every_resolved_address():
+def test_the_guard_checks_the_url_and_every_resolved_address(monkeypatch):
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        # The unresolvable name fails here, as a resolver would answer: no DNS query leaves the machine.
+        if host == "no-such-host.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
     async def check(url, allow=False):
         return await resolve(url, allow)
 
