@@ -23,7 +23,6 @@ import json
 import os
 import random
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import common  # noqa: E402
 from audio.vad import SileroVad, SpeechStream  # noqa: E402
+from cpu_per_frame import CpuSampler  # noqa: E402
 from devtools import speech as synth  # noqa: E402
 from settings import AppConfig  # noqa: E402
 
@@ -87,45 +87,6 @@ def kind_of(proc: psutil.Process) -> str:
         if needle in cmd:
             return kind
     return "other Ray processes"
-
-
-class Sampler:
-    """CPU seconds by process kind over a window, counting processes that start or end inside it."""
-
-    def __init__(self):
-        self.first: dict[int, tuple[str, float]] = {}
-        self.last: dict[int, float] = {}
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self, initial: bool) -> None:
-        for proc in own_processes():
-            try:
-                times = proc.cpu_times()
-                used = times.user + times.system
-                if proc.pid not in self.first:
-                    self.first[proc.pid] = (kind_of(proc), used if initial else 0.0)
-                self.last[proc.pid] = used
-            except psutil.Error:
-                continue
-
-    def _run(self) -> None:
-        while not self.stop_event.wait(1.0):
-            self._sample(False)
-
-    def start(self) -> "Sampler":
-        self._sample(True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> dict[str, float]:
-        self.stop_event.set()
-        self.thread.join()
-        self._sample(False)
-        out: dict[str, float] = {}
-        for pid, (kind, start) in self.first.items():
-            out[kind] = out.get(kind, 0.0) + self.last.get(pid, start) - start
-        return out
 
 
 async def phase(url: str, sessions: int, seconds: float, frames: list[str], chunks: list[bytes] | None) -> dict:
@@ -192,7 +153,7 @@ def measure_app(sessions: int, seconds: float, chunks: list[bytes]) -> dict:
         asyncio.run(phase(url, 2, 10, frames, chunks))  # warm-up: models, actors, the speech model
         rows = {}
         for name, with_audio in (("frames", False), ("frames+audio", True), ("frames again", False)):
-            sampler = Sampler().start()
+            sampler = CpuSampler(processes=own_processes, kind=kind_of).start()
             result = asyncio.run(phase(url, sessions, seconds, frames, chunks if with_audio else None))
             cpu = sampler.stop()
             rows[name] = {**result, "cpu_s_by_kind": {k: round(v, 2) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])},

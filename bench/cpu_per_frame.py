@@ -48,23 +48,26 @@ def kind_of(proc: psutil.Process) -> str:
 
 class CpuSampler:
     """CPU seconds per process kind between start() and stop(), counting processes that start or
-    exit in between (from their first sample to their last)."""
+    exit in between (from their first sample to their last). `processes` (default: every process
+    on the machine) and `kind` (default: `kind_of`) let another benchmark sample its own set."""
 
-    def __init__(self, interval: float = 1.0):
+    def __init__(self, interval: float = 1.0, processes=psutil.process_iter, kind=None):
         self.interval = interval
+        self.processes = processes
+        self.kind = kind or kind_of
         self.first: dict[int, tuple[str, float]] = {}
         self.last: dict[int, float] = {}
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self, initial: bool) -> None:
-        for proc in psutil.process_iter():
+        for proc in self.processes():
             try:
                 times = proc.cpu_times()
                 used = times.user + times.system
                 if proc.pid not in self.first:
                     # Seen at the start: count from now. Started during the run: count all of it.
-                    self.first[proc.pid] = (kind_of(proc), used if initial else 0.0)
+                    self.first[proc.pid] = (self.kind(proc), used if initial else 0.0)
                 self.last[proc.pid] = used
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
@@ -73,9 +76,10 @@ class CpuSampler:
         while not self.stopping.wait(self.interval):
             self._sample(initial=False)
 
-    def start(self) -> None:
+    def start(self) -> "CpuSampler":
         self._sample(initial=True)
         self.thread.start()
+        return self
 
     def stop(self) -> dict[str, float]:
         self.stopping.set()
