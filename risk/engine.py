@@ -110,14 +110,7 @@ class RiskEngine:
         closed: list[Event] = []
         peaks: list[str] = []
         for kind, confidence in judged.items():
-            step = self.trackers[kind].step(t, confidence)
-            if step.opened is not None:
-                opened.append(step.opened)
-                self.events.append(step.opened)
-                self.score = min(100.0, self.score + self.cfg.rules[kind].open_points)
-            if step.closed is not None:
-                closed.append(step.closed)
-            if step.new_peak:
+            if self._step(kind, t, confidence, opened, closed).new_peak:
                 peaks.append(kind)
 
         if obs.usable:
@@ -133,6 +126,18 @@ class RiskEngine:
                               identity_request=wanted)
         return FrameOutcome(update, opened_ids=tuple(e.id for e in opened), closed_ids=tuple(e.id for e in closed),
                             peaks=tuple(peaks))
+
+    def _step(self, kind: str, t: float, confidence, opened: list[Event], closed: list[Event]):
+        """One event type's tracker at t (frames and audio alike): an opened event joins the session's
+        events and adds its points; opened and closed collect what this observation changed."""
+        step = self.trackers[kind].step(t, confidence)
+        if step.opened is not None:
+            opened.append(step.opened)
+            self.events.append(step.opened)
+            self.score = min(100.0, self.score + self.cfg.rules[kind].open_points)
+        if step.closed is not None:
+            closed.append(step.closed)
+        return step
 
     def observe_audio(self, obs: AudioObservation) -> AudioOutcome:
         """Step the audio events over one chunk's speech blocks. A chunk starting inside audio
@@ -152,13 +157,7 @@ class RiskEngine:
             judged, mouth = self.voice.block(block)
             speech += block.duration * block.speech
             for kind, confidence in judged.items():
-                step = self.trackers[kind].step(block.t, confidence)
-                if step.opened is not None:
-                    opened.append(step.opened)
-                    self.events.append(step.opened)
-                    self.score = min(100.0, self.score + self.cfg.rules[kind].open_points)
-                if step.closed is not None:
-                    closed.append(step.closed)
+                self._step(kind, block.t, confidence, opened, closed)
         self.peak_score = max(self.peak_score, self.score)
         spans = {e.id: self.voice.span_start(e.type) or e.start for e in opened}
         return AudioOutcome(self._audio_update(obs, speech, mouth, opened, closed),
