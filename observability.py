@@ -38,7 +38,7 @@ class ProctorMetrics:
             self._events.inc(tags={"type": kind})
 
     def detector_gate(self, decision: str) -> None:
-        """reused | off | cold | objects | stale | changed | faces | head_turned"""
+        """reused | off | cold | objects | stale | stale_background | changed | faces | head_turned"""
         self._gate.inc(tags={"decision": decision})
 
     def audio(self, outcome: str, seconds: float) -> None:

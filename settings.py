@@ -368,6 +368,11 @@ class DetectorGateConfig(StrictModel):
         "YOLO runs when more than this share of the thumbnail changed against the last frame YOLO saw."))
     max_detection_age_s: float = Field(3.0, gt=0, le=3.0, description=(
         "YOLO runs when the session's last detection is older than this, whatever the picture."))
+    stale_recheck: Literal["inline", "background"] = Field("background", description=(
+        "How a frame whose only reason to run YOLO is the age of the last detection runs it. inline: the "
+        "frame waits for YOLO. background: the frame answers with the reused detections at once and YOLO "
+        "runs on it off the answer's path; its result serves the next frames (one re-check per session at a "
+        "time; one that finds something makes the next frame run YOLO inline)."))
     head_yaw_deg: float = Field(20.0, ge=0, description="YOLO runs when |head yaw| is beyond this (looking aside).")
     head_pitch_deg: float = Field(20.0, ge=0, description="YOLO runs when |head pitch| is beyond this (looking down).")
 

@@ -4,8 +4,9 @@
    stream, and for 10 streams fed at once from worker threads as the ingress does.
 2. The running app (a Proctor of this script's own on a local Ray, config/serve.yaml, real models):
    10 sessions, each streaming webcam frames at 1/s (bench/load.py's clip) over HTTP, in phases:
-   frames only, then frames plus each session's microphone (0.5 s WAV chunks of espeak-ng speech and
-   room noise, in real time, over POST /analyze-audio), then frames only again. CPU of every process
+   frames only, then frames plus each session's microphone (WAV chunks of espeak-ng speech and room
+   noise, in real time, over POST /analyze-audio; one phase per `--chunk-s`, 0.5 s and 1 s by
+   default), then frames only again. CPU of every process
    of this Ray (sampled each second, by kind: Ingress, session actors, ...) and the frames' latency
    in each phase. CPU per second of audio = (CPU with audio - CPU without, the mean of the two
    frames-only phases) / seconds of audio served.
@@ -41,14 +42,14 @@ from settings import AppConfig  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "audio_cost.json"
 DOC = ROOT / "docs" / "AUDIO.md"
-CHUNK_S = 0.5
+MODEL_CHUNK_S = 0.5  # the speech model alone is fed 0.5 s chunks
 
 
-def microphone(seconds: float) -> list[bytes]:
-    """A candidate's microphone: speech about half the time, over room noise; 0.5 s WAV chunks."""
+def microphone(seconds: float, chunk_s: float) -> list[bytes]:
+    """A candidate's microphone: speech about half the time, over room noise; WAV chunks of chunk_s."""
     clean, _ = synth.speech_track(seconds, seed=5)
     signal = synth.at_dbfs(clean, -26) + synth.at_dbfs(synth.room_noise(seconds, 6), -50)
-    return [wav for _, wav in synth.chunks(signal, CHUNK_S)]
+    return [wav for _, wav in synth.chunks(signal, chunk_s)]
 
 
 def model_cost(chunks: list[bytes], streams: int) -> dict:
@@ -57,11 +58,11 @@ def model_cost(chunks: list[bytes], streams: int) -> dict:
     cfg = AppConfig().audio
     SpeechStream(vad, cfg).feed(chunks[0][44:], 0.0)  # warm-up
     per_stream = [SpeechStream(vad, cfg) for _ in range(streams)]
-    audio_s = len(chunks) * CHUNK_S * streams
+    audio_s = len(chunks) * MODEL_CHUNK_S * streams
     started, cpu0 = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(streams) as pool:
         for i, wav in enumerate(chunks):
-            list(pool.map(lambda s: s.feed(wav[44:], i * CHUNK_S), per_stream))
+            list(pool.map(lambda s: s.feed(wav[44:], i * MODEL_CHUNK_S), per_stream))
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - started
     return {"streams": streams, "audio_s": audio_s, "cpu_ms_per_audio_s": round(1000 * cpu / audio_s, 2),
             "wall_ms_per_chunk": round(1000 * wall / len(chunks), 2)}
@@ -89,8 +90,10 @@ def kind_of(proc: psutil.Process) -> str:
     return "other Ray processes"
 
 
-async def phase(url: str, sessions: int, seconds: float, frames: list[str], chunks: list[bytes] | None) -> dict:
-    """`sessions` sessions for `seconds`: frames at 1/s each, and audio in real time when `chunks`."""
+async def phase(url: str, sessions: int, seconds: float, frames: list[str], chunks: list[bytes] | None,
+                chunk_s: float = 0.0) -> dict:
+    """`sessions` sessions for `seconds`: frames at 1/s each, and audio in real time (chunks of chunk_s s)
+    when `chunks`."""
     import httpx
 
     frame_ms, audio_ms, statuses = [], [], {}
@@ -118,12 +121,12 @@ async def phase(url: str, sessions: int, seconds: float, frames: list[str], chun
 
         async def audio_of(i: int, session: dict) -> None:
             headers = {"Authorization": f"Bearer {session['session_token']}"}
-            offset, k = random.Random(100 + i).uniform(0, 0.5), i * 7
-            while (due := offset + (k - i * 7 + 1) * CHUNK_S) < seconds:
+            offset, k = random.Random(100 + i).uniform(0, chunk_s), i * 7
+            while (due := offset + (k - i * 7 + 1) * chunk_s) < seconds:
                 await asyncio.sleep(max(0.0, t0 + due - time.monotonic()))  # a chunk is sent once recorded
                 sent = time.monotonic()
                 r = await c.post("/analyze-audio", headers=headers, json={
-                    "session_id": session["session_id"], "timestamp": due - CHUNK_S,
+                    "session_id": session["session_id"], "timestamp": due - chunk_s,
                     "audio": base64.b64encode(chunks[k % len(chunks)]).decode()})
                 statuses[f"audio {r.status_code}"] = statuses.get(f"audio {r.status_code}", 0) + 1
                 if r.status_code == 200:
@@ -142,19 +145,22 @@ async def phase(url: str, sessions: int, seconds: float, frames: list[str], chun
         return round(values[int(q * (len(values) - 1))], 1) if values else None
 
     return {"frames_served": len(frame_ms), "frame_ms": {"p50": pct(frame_ms, 0.5), "p95": pct(frame_ms, 0.95)},
-            "audio_s_served": len(audio_ms) * CHUNK_S, "audio_ms": {"p50": pct(audio_ms, 0.5), "p95": pct(audio_ms, 0.95)},
+            "audio_s_served": len(audio_ms) * chunk_s, "audio_ms": {"p50": pct(audio_ms, 0.5), "p95": pct(audio_ms, 0.95)},
             "statuses": statuses}
 
 
-def measure_app(sessions: int, seconds: float, chunks: list[bytes]) -> dict:
+def measure_app(sessions: int, seconds: float, chunk_sizes: list[float]) -> dict:
     url, tmp = common.start_own_app()
     try:
         frames = common.clip_frames(clip="webcam_gaze_center_left_center.mp4", size=(640, 480))
-        asyncio.run(phase(url, 2, 10, frames, chunks))  # warm-up: models, actors, the speech model
+        microphones = {size: microphone(60, size) for size in chunk_sizes}
+        asyncio.run(phase(url, 2, 10, frames, microphones[chunk_sizes[0]], chunk_sizes[0]))  # warm-up
         rows = {}
-        for name, with_audio in (("frames", False), ("frames+audio", True), ("frames again", False)):
+        plan = [("frames", None)] + [(f"frames+audio {size:g} s chunks", size) for size in chunk_sizes] + [
+            ("frames again", None)]
+        for name, size in plan:
             sampler = CpuSampler(processes=own_processes, kind=kind_of).start()
-            result = asyncio.run(phase(url, sessions, seconds, frames, chunks if with_audio else None))
+            result = asyncio.run(phase(url, sessions, seconds, frames, microphones.get(size), size or 0.0))
             cpu = sampler.stop()
             rows[name] = {**result, "cpu_s_by_kind": {k: round(v, 2) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])},
                           "cpu_cores_busy": round(sum(cpu.values()) / seconds, 3)}
@@ -163,18 +169,21 @@ def measure_app(sessions: int, seconds: float, chunks: list[bytes]) -> dict:
         common.stop_own_app(tmp)
     base = {k: (rows["frames"]["cpu_s_by_kind"].get(k, 0) + rows["frames again"]["cpu_s_by_kind"].get(k, 0)) / 2
             for k in set(rows["frames"]["cpu_s_by_kind"]) | set(rows["frames again"]["cpu_s_by_kind"])}
-    audio_s = rows["frames+audio"]["audio_s_served"]
-    added = {k: round(1000 * (v - base.get(k, 0)) / audio_s, 1)
-             for k, v in rows["frames+audio"]["cpu_s_by_kind"].items()} if audio_s else {}
+    added_by_size = {}
+    for size in chunk_sizes:
+        row = rows[f"frames+audio {size:g} s chunks"]
+        audio_s = row["audio_s_served"]
+        added = {k: round(1000 * (v - base.get(k, 0)) / audio_s, 1) for k, v in row["cpu_s_by_kind"].items()} if audio_s else {}
+        added_by_size[f"{size:g}"] = {"by_kind": dict(sorted(added.items(), key=lambda kv: -kv[1])),
+                                      "total": round(sum(added.values()), 1) if added else None}
     return {"sessions": sessions, "seconds_per_phase": seconds, "phases": rows,
-            "added_cpu_ms_per_audio_s_by_kind": dict(sorted(added.items(), key=lambda kv: -kv[1])),
-            "added_cpu_ms_per_audio_s": round(sum(added.values()), 1) if added else None}
+            "added_cpu_ms_per_audio_s_by_chunk_s": added_by_size}
 
 
 def markdown(result: dict) -> str:
     model = result["model"]
     lines = [f"Command: `{result['command']}` ({result['machine']}).", "",
-             "The speech model alone (silero-vad's `" + AppConfig().audio.vad_model + "`, 0.5 s chunks):", "",
+             "The speech model alone (silero-vad's `" + AppConfig().audio.vad_model + f"`, {MODEL_CHUNK_S:g} s chunks):", "",
              "| streams at once | CPU per second of audio | wall per chunk (all streams) |", "|---|---|---|"]
     for row in model:
         lines.append(f"| {row['streams']} | {row['cpu_ms_per_audio_s']:.1f} ms | {row['wall_ms_per_chunk']:.1f} ms |")
@@ -182,15 +191,18 @@ def markdown(result: dict) -> str:
     if app:
         phases = app["phases"]
         lines += ["", f"The running app, {app['sessions']} sessions x 1 frame/s, {app['seconds_per_phase']:.0f} s per phase "
-                  "(audio: each session's microphone in real time, 0.5 s chunks over HTTP):", "",
+                  "(audio: each session's microphone in real time, over HTTP, in chunks of the size the phase names):", "",
                   "| phase | frames served | frame p50 / p95 | audio chunks p50 / p95 | CPU cores busy |", "|---|---|---|---|---|"]
         for name, row in phases.items():
             audio = (f"{row['audio_ms']['p50']} / {row['audio_ms']['p95']} ms" if row["audio_s_served"] else "-")
             lines.append(f"| {name} | {row['frames_served']} | {row['frame_ms']['p50']} / {row['frame_ms']['p95']} ms | "
                          f"{audio} | {row['cpu_cores_busy']:.2f} |")
-        per_kind = ", ".join(f"{k} {v:+.1f}" for k, v in app["added_cpu_ms_per_audio_s_by_kind"].items() if abs(v) >= 0.5)
-        lines += ["", f"Added CPU per second of audio, all processes: **{app['added_cpu_ms_per_audio_s']} ms** "
-                  f"({per_kind}; ms per audio second, against the mean of the two frames-only phases)."]
+        lines.append("")
+        for size, added in app["added_cpu_ms_per_audio_s_by_chunk_s"].items():
+            per_kind = ", ".join(f"{k} {v:+.1f}" for k, v in added["by_kind"].items() if abs(v) >= 0.5)
+            lines.append(f"Added CPU per second of audio in {size} s chunks, all processes: **{added['total']} ms** "
+                         f"({per_kind}; ms per audio second, against the mean of the two frames-only phases).")
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -200,14 +212,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="per phase of the running app")
     parser.add_argument("--model-only", action="store_true", help="skip the running app")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--chunk-s", type=float, nargs="+", default=[0.5, 1.0],
+                        help="chunk sizes the app is measured with, one phase each")
     opts = parser.parse_args()
-    chunks = microphone(60)
+    chunks = microphone(60, MODEL_CHUNK_S)
     result = {"command": "python bench/audio_cost.py " + " ".join(sys.argv[1:]),
               "machine": f"{os.cpu_count()} cores",
               "model": [model_cost(chunks, n) for n in (1, opts.sessions)]}
     print(json.dumps(result["model"]), flush=True)
     if not opts.model_only:
-        result["app"] = measure_app(opts.sessions, opts.seconds, chunks)
+        result["app"] = measure_app(opts.sessions, opts.seconds, opts.chunk_s)
     text = markdown(result)
     print(text)
     if not opts.no_write:

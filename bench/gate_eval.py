@@ -4,7 +4,7 @@ replayed through the face stage, the detector gate and the risk engine in one pr
 ungated. Prints, per clip, the share of frames YOLO ran on, the events each way, and on how many
 frames the detector's hand-at-ear rule ran MediaPipe Hands and its extra looks ran (gated run).
 
-    python bench/gate_eval.py [--fps 4] [--json bench/results/gate_eval.json]
+    python bench/gate_eval.py [--fps 4] [--stale-recheck background] [--json bench/results/gate_eval.json]
 """
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fps", type=float, default=4.0, help="frames per second taken from each clip")
     parser.add_argument("--weights", default=None, help="YOLO weights (default: the test models' yolov8n)")
+    parser.add_argument("--stale-recheck", choices=["inline", "background"], default=None,
+                        help="detector_gate.stale_recheck for the gated run (default: config/serve.yaml's)")
     parser.add_argument("--json", type=Path, default=None)
     opts = parser.parse_args()
     from vision.detector import ObjectDetectorModel
@@ -44,6 +46,8 @@ def main() -> None:
     args = load_args()
     models = Path(os.environ.get("PROCTOR_TEST_MODELS", ROOT.parent / "shared" / "models"))
     args["detector"]["weights"] = opts.weights or str(models / "yolov8n_coco_dequant.pt")
+    if opts.stale_recheck:
+        args["detector_gate"]["stale_recheck"] = opts.stale_recheck
     cfg = AppConfig(**args)
     analyzer, detector = FaceGazeAnalyzer(cfg.face_gaze), ObjectDetectorModel(cfg.detector)
     rows = []
@@ -60,7 +64,7 @@ def main() -> None:
                      "hand_rule_frames": hands, "extra_look_frames": looks if detector.looks else None,
                      "events_gated": gated["events"], "events_ungated": ungated["events"],
                      "decisions": {d: gated["decisions"].count(d) for d in sorted(set(gated["decisions"]))}})
-    print(f"`python bench/gate_eval.py --fps {opts.fps:g}`\n")
+    print(f"`python bench/gate_eval.py --fps {opts.fps:g}` (stale_recheck: {cfg.detector_gate.stale_recheck})\n")
     print("| clip | frames | YOLO ran | share | same events (start within 1 s) | events (gated) | why YOLO ran "
           "| MediaPipe Hands ran (hand-at-ear rule) | extra looks ran (`detector.extra_looks`) |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -3,7 +3,8 @@
     admission: credentials -> session open -> rate limit -> in-flight cap -> size and pixel checks
     -> models (FaceGaze, and ObjectDetector when the detector gate says the frame can show
        something new: concurrently when it knows before the face stage, after it on a face cue;
-       otherwise the session's last detections are reused, `pipeline.gate`)
+       otherwise the session's last detections are reused, `pipeline.gate`; a stale re-check may run
+       off the answer's path, `detector_gate.stale_recheck`)
     -> session update (the session's RiskSession actor scores it and stores it)
     -> response (`pipeline.response.frame_response`)
 
@@ -14,13 +15,15 @@ counter for the replica's frames in the models).
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass, replace
 
 from api.schemas import AnalyzeFrameResponse, StageLatency
 from auth.limits import FrameRateLimiter
 from auth.tokens import AccessPolicy
-from errors import RateLimited, Saturated
+from errors import FrameError, ModelTimeout, RateLimited, Saturated
 from observability import ProctorMetrics
 from pipeline.gate import DetectorGate
 from pipeline.identity import IdentityChecks
@@ -29,6 +32,8 @@ from pipeline.response import frame_response
 from sessions.service import SessionService
 from settings import IngressConfig
 from vision.frames import check_frame_size, inspect_image_header, parse_frame_payload
+
+logger = logging.getLogger("ray.serve")
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class FramePipeline:
         self.metrics = metrics
         self.identity = identity  # None: identity is off
         self.inflight = 0  # frames of this replica in the models now
+        self._rechecks: set[asyncio.Task] = set()  # background re-checks running (held so they are not collected)
 
     async def admit_stream(self, session_id: str, credential: str | None) -> None:
         """A stream's opening check (its frames are each admitted again)."""
@@ -120,8 +126,27 @@ class FramePipeline:
             if reason is None:
                 self.metrics.detector_gate("reused")
                 detections, age = self.gate.reused(session_id)
+                if decision.recheck:
+                    self.gate.recheck_started(session_id)
+                    task = asyncio.create_task(self._recheck(session_id, image, decision))
+                    self._rechecks.add(task)
+                    task.add_done_callback(self._rechecks.discard)
                 return face, replace(detections, latency_ms=0.0, batch_size=0), round(age, 3)
             detections = await self.models.detect(image, deadline)
-        self.gate.detected(session_id, decision.thumbnail, detections)
+        self.gate.detected(session_id, decision.thumbnail, detections, now=decision.at)
         self.metrics.detector_gate(reason)
         return face, detections, None
+
+    async def _recheck(self, session_id: str, image: bytes, decision) -> None:
+        """YOLO on a frame already answered (its detections were stale): the result serves the next frames."""
+        try:
+            detections = await self.models.detect(image, self.models.deadline())
+        except (FrameError, ModelTimeout, Saturated) as exc:
+            logger.info("stale re-check of session %s not done: %s", session_id, exc)
+            self.gate.recheck_failed(session_id)
+            return
+        except Exception:
+            self.gate.recheck_failed(session_id)
+            raise
+        self.gate.detected(session_id, decision.thumbnail, detections, now=decision.at, recheck=True)
+        self.metrics.detector_gate("stale_background")

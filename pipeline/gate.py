@@ -6,7 +6,9 @@ thumbnail of the last frame YOLO saw and its detections, and YOLO runs when
 - the cache is cold (first frame, another replica's session, an evicted entry) or gating is off;
 - the last detections found something (a phone, book, device, a second person) or an object event
   is open: every frame, so persistence and evidence see real detections;
-- the last detection is older than `max_detection_age_s`;
+- the last detection is older than `max_detection_age_s` (`stale_recheck: background`: YOLO runs on
+  that frame off its answer's path, and the result serves the session's next frames; a re-check that
+  finds something makes the next frame run YOLO inline, "objects");
 - the thumbnail changed: more than `changed_fraction` of its pixels moved by more than
   `pixel_threshold` grey levels against the last thumbnail YOLO saw (not the previous frame, so slow
   creep adds up: Reducto, SIGCOMM 2020; NoScope, VLDB 2017);
@@ -64,6 +66,7 @@ class _SessionView:
     detected_at: float  # time.monotonic() of that answer
     faces: int | None = None  # the face count of the session's last frame
     object_event_open: bool = False
+    recheck_pending: bool = False  # a background re-check of a stale detection is running
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class Decision:
     reason: str  # why YOLO runs (off, cold, objects, stale, changed, faces, head_turned) or "reused"
     thumbnail: np.ndarray | None
     changed: float | None = None  # the changed fraction, when it was measured
+    recheck: bool = False  # reuse now, and re-check this frame with YOLO off the answer's path
+    at: float = 0.0  # time.monotonic() of the decision: the age of what YOLO finds on this frame
 
 
 class DetectorGate:
@@ -82,22 +87,23 @@ class DetectorGate:
 
     def before_models(self, session_id: str, image_bytes: bytes, now: float | None = None) -> Decision:
         """Whether YOLO must run on this frame, by what the gate knows before any model ran."""
-        if not self.cfg.enabled:
-            return Decision(True, "off", None)
         now = time.monotonic() if now is None else now
+        if not self.cfg.enabled:
+            return Decision(True, "off", None, at=now)
         thumb = thumbnail(image_bytes, self.cfg.thumbnail_reduction)
         view = self._views.get(session_id)
         if view is None or thumb is None or view.thumbnail is None:
-            return Decision(True, "cold", thumb)
+            return Decision(True, "cold", thumb, at=now)
         self._views.move_to_end(session_id)
         if view.object_event_open or _interesting(view.detections):
-            return Decision(True, "objects", thumb)
-        if now - view.detected_at > self.cfg.max_detection_age_s:
-            return Decision(True, "stale", thumb)
+            return Decision(True, "objects", thumb, at=now)
+        stale = now - view.detected_at > self.cfg.max_detection_age_s
+        if stale and self.cfg.stale_recheck == "inline":
+            return Decision(True, "stale", thumb, at=now)
         changed = changed_fraction(thumb, view.thumbnail, self.cfg.pixel_threshold)
         if changed > self.cfg.changed_fraction:
-            return Decision(True, "changed", thumb, changed)
-        return Decision(False, "reused", thumb, changed)
+            return Decision(True, "changed", thumb, changed, at=now)
+        return Decision(False, "reused", thumb, changed, recheck=stale and not view.recheck_pending, at=now)
 
     def after_face(self, session_id: str, face: FaceResult) -> str | None:
         """A face-stage cue that YOLO must run after all (the reason), else None."""
@@ -118,15 +124,33 @@ class DetectorGate:
         return view.detections, now - view.detected_at
 
     def detected(self, session_id: str, thumb: np.ndarray | None, detections: Detections,
-                 now: float | None = None) -> None:
-        """YOLO ran on this frame: it becomes the session's reference."""
+                 now: float | None = None, recheck: bool = False) -> None:
+        """YOLO ran on the frame decided at `now`: it becomes the session's reference, unless a later
+        frame's detections already are (a background re-check answers after them, and adds no
+        entry for a session forgotten meanwhile)."""
         now = time.monotonic() if now is None else now
         view = self._views.get(session_id)
+        if view is None and recheck:
+            return
         if view is None:
             if len(self._views) >= self.max_sessions:
                 self._views.popitem(last=False)  # bounded memory: the least recently seen goes
             view = self._views[session_id] = _SessionView(thumb, detections, now)
-        view.thumbnail, view.detections, view.detected_at = thumb, detections, now
+        view.recheck_pending = False
+        if now >= view.detected_at:
+            view.thumbnail, view.detections, view.detected_at = thumb, detections, now
+
+    def recheck_started(self, session_id: str) -> None:
+        """A background re-check runs for this session: the next frames do not start another."""
+        view = self._views.get(session_id)
+        if view is not None:
+            view.recheck_pending = True
+
+    def recheck_failed(self, session_id: str) -> None:
+        """A background re-check got no answer: the next frame asks again."""
+        view = self._views.get(session_id)
+        if view is not None:
+            view.recheck_pending = False
 
     def scored(self, session_id: str, face: FaceResult, update: RiskUpdate) -> None:
         """What the session made of the frame: its face count and whether an object event is open."""

@@ -203,3 +203,24 @@ def test_a_phone_composited_into_the_webcam_opens_phone_detected_with_gating_on(
     assert reused, "no frame reused its detections: the gate never skipped"
     assert all(b["latency_ms"]["object_detector"] == 0 and b["objects_age_s"] > 0 for b in reused)
     assert all(not b["objects_reused"] for b in bodies[15:28]), "YOLO runs on every frame while the phone is there"
+
+
+def test_a_still_camera_reuses_detections_and_rechecks_them_off_the_answers_path(client, serve_app):
+    """detector_gate.stale_recheck: background (config/serve.yaml). A still webcam at 1 frame/s: after
+    the first frame YOLO never holds up an answer, yet the detections served never grow older than the
+    age limit plus a frame, because the frame that finds them too old has YOLO re-check it behind its
+    answer."""
+    gate = serve_app["args"]["detector_gate"]
+    assert gate["stale_recheck"] == "background"
+    session_id = start(client)
+    frames = [(float(i), jittered_frame_b64("webcam_single_face_center.jpg", seed=i)) for i in range(8)]
+    bodies = [send_frame(client, session_id, frame, timestamp=t) for t, frame in paced(frames)]
+    client.post("/end-session", json={"session_id": session_id})
+    assert not bodies[0]["objects_reused"]  # a cold session: YOLO runs
+    assert all(b["objects_reused"] for b in bodies[1:]), [b["objects_age_s"] for b in bodies]
+    ages = [b["objects_age_s"] for b in bodies[1:]]
+    limit = gate["max_detection_age_s"]
+    assert max(ages) > limit, ages  # a frame answered with detections past the limit ...
+    stale_at = next(i for i, age in enumerate(ages) if age > limit)
+    assert stale_at + 1 < len(ages) and ages[stale_at + 1] < 1.5, ages  # ... and the next frame's were re-checked on it
+    assert max(ages) < limit + 1.5, ages

@@ -81,7 +81,7 @@ def test_a_cold_session_runs_yolo_then_a_still_frame_reuses_it(webcam):
 
 @needs_fixtures
 def test_yolo_runs_on_change_on_age_on_objects_and_on_face_cues(webcam):
-    cfg = DetectorGateConfig()
+    cfg = DetectorGateConfig(stale_recheck="inline")
     gate = DetectorGate(cfg, max_sessions=4)
     seen(gate, jpeg(webcam), 0.0)
     moved = webcam.copy()
@@ -100,6 +100,31 @@ def test_yolo_runs_on_change_on_age_on_objects_and_on_face_cues(webcam):
     assert gate.before_models("s", jpeg(webcam), now=2.5).reason == "objects"
     gate.scored("s", face(), update("LOOKING_AWAY"))  # not an object event
     assert not gate.before_models("s", jpeg(webcam), now=2.5).run
+
+
+@needs_fixtures
+def test_a_background_recheck_reuses_now_and_serves_the_next_frames(webcam):
+    cfg = DetectorGateConfig(stale_recheck="background")
+    gate = DetectorGate(cfg, max_sessions=4)
+    seen(gate, jpeg(webcam), 0.0)
+    stale_at = cfg.max_detection_age_s + 0.5
+    decision = gate.before_models("s", jpeg(webcam), now=stale_at)
+    assert not decision.run and decision.recheck  # answered with the reused detections, re-checked off the path
+    assert gate.reused("s", now=stale_at)[1] == pytest.approx(stale_at)
+    gate.recheck_started("s")
+    assert not gate.before_models("s", jpeg(webcam), now=stale_at + 0.5).recheck  # one re-check at a time
+    gate.recheck_failed("s")  # no answer (saturated): the next frame asks again
+    assert gate.before_models("s", jpeg(webcam), now=stale_at + 0.6).recheck
+    gate.recheck_started("s")
+    gate.detected("s", decision.thumbnail, PHONE, now=stale_at)  # the re-check found a phone
+    assert gate.reused("s", now=stale_at + 1.0) == (PHONE, pytest.approx(1.0))
+    assert gate.before_models("s", jpeg(webcam), now=stale_at + 1.0).reason == "objects"  # the next frame: inline
+    gate.detected("s", decision.thumbnail, PERSON, now=stale_at - 1)  # an older frame's late answer ...
+    assert gate.reused("s", now=stale_at + 1.0)[0] == PHONE  # ... never replaces newer detections
+    seen(gate, jpeg(webcam), stale_at + 2)
+    moved = webcam.copy()
+    moved[: webcam.shape[0] // 4] = 255
+    assert gate.before_models("s", jpeg(moved), now=stale_at + 9).reason == "changed"  # stale and changed: inline
 
 
 @needs_fixtures
@@ -130,8 +155,12 @@ def replay():
     clips = {"center": center,
              "left": [f for _, f in read_video(FIXTURES / "videos" / "webcam_gaze_center_left_center.mp4", 6)],
              "phone": composite_phone_clip(center, FIXTURES, fps, enters_s=3.0, leaves_s=7.0)}
+    assert cfg.detector_gate.stale_recheck == "background"  # config/serve.yaml's; inline is replayed too
+    inline = cfg.model_copy(update={"detector_gate": cfg.detector_gate.model_copy(update={"stale_recheck": "inline"})})
     return {name: (replay_gated(frames, fps, analyzer, detector, cfg, gated=True),
-                   replay_gated(frames, fps, analyzer, detector, cfg, gated=False)) for name, frames in clips.items()}
+                   replay_gated(frames, fps, analyzer, detector, cfg, gated=False),
+                   replay_gated(frames, fps, analyzer, detector, inline, gated=True))
+            for name, frames in clips.items()}
 
 
 @needs_fixtures
@@ -140,17 +169,19 @@ def replay():
 def test_gating_opens_the_same_events_at_the_same_times(replay, clip):
     from vision.evaluation import same_events
 
-    gated, ungated = replay[clip]
+    gated, ungated, inline = replay[clip]
     assert ungated["yolo_frames"] == ungated["frames"]
     assert same_events(gated["events"], ungated["events"]), (gated["events"], ungated["events"])
+    # with stale re-checks on the answer's path (detector_gate.stale_recheck: inline) too
+    assert same_events(inline["events"], ungated["events"]), (inline["events"], ungated["events"])
 
 
 @needs_fixtures
 @needs_models
 def test_gating_skips_most_still_frames_and_the_composited_phone_still_opens_its_event(replay):
     for clip in ("center", "left"):
-        gated, _ = replay[clip]
+        gated, _, _ = replay[clip]
         assert gated["yolo_frames"] <= 0.5 * gated["frames"], (clip, gated["decisions"])
-    gated, _ = replay["phone"]
+    gated, _, _ = replay["phone"]
     phone = [e for e in gated["events"] if e["type"] == "PHONE_DETECTED"]
     assert phone and 3.0 <= phone[0]["start"] <= 4.5, gated["events"]

@@ -226,9 +226,10 @@ def replay_gated(frames: list[np.ndarray], fps: float, analyzer, detector: Objec
         face = analyzer.analyze(image)
         decision = gate.before_models(sid, jpeg, now=t)
         reason = decision.reason if decision.run else gate.after_face(sid, face)
+        recheck = reason is None and decision.recheck
         if reason is None:
             detections, _ = gate.reused(sid, now=t)
-            decisions.append("reused")
+            decisions.append("stale_background" if recheck else "reused")
         else:
             detections = Detections(objects=tuple(detector.detect_batch([image])[0]), batch_size=1, latency_ms=0.0)
             gate.detected(sid, decision.thumbnail, detections, now=t)
@@ -236,6 +237,9 @@ def replay_gated(frames: list[np.ndarray], fps: float, analyzer, detector: Objec
         outcome = engine.observe(Observation.from_results(t, face, detections.objects, app_cfg.risk.gaze),
                                  face.quality.issues)
         gate.scored(sid, face, outcome.update)
+        if recheck:  # YOLO off the answer's path: its result serves the next frames
+            rechecked = Detections(objects=tuple(detector.detect_batch([image])[0]), batch_size=1, latency_ms=0.0)
+            gate.detected(sid, decision.thumbnail, rechecked, now=t)
         opened += [{"type": e.type, "start": e.start} for e in engine.events if e.id in outcome.opened_ids]
     ran = sum(1 for d in decisions if d != "reused")
     return {"events": opened, "frames": len(frames), "yolo_frames": ran, "decisions": decisions}
