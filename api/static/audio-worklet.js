@@ -4,7 +4,10 @@
 // their first sample. No output: nothing is played back.
 "use strict";
 
-const CHUNK_S = 0.5;
+// 2 s per chunk: the per-chunk work (a message, a session-actor call, a store write) costs as much as
+// the speech model, so fewer chunks cut audio's CPU ~4x against 0.5 s (docs/AUDIO.md), for ~1.5 s
+// more before an audio event opens.
+const CHUNK_S = 2.0;
 
 class PcmCapture extends AudioWorkletProcessor {
   constructor() {

@@ -6,7 +6,7 @@
 //   2. WebSocket sessions/<id>/stream?token=<session token>
 //        client -> server: one binary message per frame: 8 bytes of capture time (seconds, float64,
 //                          big-endian), then the JPEG bytes;
-//                          and, when the session's `audio.enabled`, one per 0.5 s of microphone:
+//                          and, when the session's `audio.enabled`, one per 2 s of microphone:
 //                          8 bytes of capture time (of the first sample), then a WAV of 16 kHz mono
 //                          16-bit PCM (an AudioWorklet records it: audio-worklet.js)
 //        server -> client: one JSON message per analysed frame (the /analyze-frame answer plus
