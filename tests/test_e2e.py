@@ -220,7 +220,9 @@ def test_a_still_camera_reuses_detections_and_rechecks_them_off_the_answers_path
     assert all(b["objects_reused"] for b in bodies[1:]), [b["objects_age_s"] for b in bodies]
     ages = [b["objects_age_s"] for b in bodies[1:]]
     limit = gate["max_detection_age_s"]
-    assert max(ages) > limit, ages  # a frame answered with detections past the limit ...
-    stale_at = next(i for i, age in enumerate(ages) if age > limit)
-    assert stale_at + 1 < len(ages) and ages[stale_at + 1] < 1.5, ages  # ... and the next frame's were re-checked on it
+    # The detections were renewed while every answer reused them: by re-checks behind the answers,
+    # each on a frame that found them past the limit (the age is read after the face stage, so the
+    # first frame past it may still have been decided just under it); never much later than that.
+    renewed = [i for i in range(1, len(ages)) if ages[i] < ages[i - 1]]
+    assert renewed and all(ages[i - 1] > limit for i in renewed), ages
     assert max(ages) < limit + 1.5, ages
